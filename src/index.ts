@@ -1,5 +1,9 @@
-import { Hono } from "hono";
-const app = new Hono();
-app.get("/", (c) => c.text("hi " + new URL(c.req.url).pathname));
-app.get("/*", async (c) => { const u = new URL(c.req.url); return c.json({ url: c.req.url, raw: c.req.raw.url, path: u.pathname }); });
-export default app;
+import { createEdge } from "./app.ts";
+
+export { createEdge, type EdgeOptions } from "./app.ts";
+export { readEdgeConfig, type EdgeConfig } from "./config/edge-config.ts";
+export type { SourceConfig, ConfigIssue } from "./config/types.ts";
+export { EdgeError } from "./errors.ts";
+
+/** The deployable Worker: the edge with its defaults. */
+export default createEdge();

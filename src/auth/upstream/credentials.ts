@@ -1,0 +1,41 @@
+import type { SourceConfig } from "../../config/types.ts";
+
+/** How the edge proves itself to one source. */
+export interface UpstreamCredentials {
+  /** The `Authorization` value for the next upstream request, or undefined for a public upstream. */
+  authorization(): Promise<string | undefined>;
+  /** Called on an upstream 401: forget a cached token. Returns whether a retry with a fresh one makes sense. */
+  invalidate(): Promise<boolean>;
+  /** Values that must never appear in a response to the client. */
+  secrets(): readonly string[];
+}
+
+const encoder = new TextEncoder();
+
+function base64(text: string): string {
+  let binary = "";
+  for (const byte of encoder.encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+/** Static bearer token and basic auth: computed once, nothing to refresh. */
+export function staticCredentials(source: SourceConfig): UpstreamCredentials | undefined {
+  const auth = source.auth;
+  let header: string | undefined;
+  let raw: string[] = [];
+  if (auth.kind === "none") header = undefined;
+  else if (auth.kind === "bearer") {
+    header = `Bearer ${auth.token}`;
+    raw = [auth.token];
+  } else if (auth.kind === "basic") {
+    const encoded = base64(`${auth.username}:${auth.password}`);
+    header = `Basic ${encoded}`;
+    raw = [encoded, auth.password];
+  } else return undefined;
+  const secrets = raw.filter((s) => s.length >= 4);
+  return {
+    authorization: async () => header,
+    invalidate: async () => false,
+    secrets: () => secrets,
+  };
+}

@@ -1,0 +1,329 @@
+import { err, ok, type Result } from "../result.ts";
+import type { ConfigIssue, JwtAlg, RetryPolicy, SourceConfig, UpstreamAuth } from "./types.ts";
+
+/** What either declaration form (connection string or JSON) hands to validation. */
+export interface SourceInput {
+  /** The upstream base URL (`https://` or `http://`), query-free. */
+  url: string | undefined;
+  /** Parameters by the names of design.md section 1a; values are strings, or JSON values in the JSON form. */
+  fields: Map<string, unknown>;
+  headers: Array<[string, string]>;
+}
+
+export interface ResolveContext {
+  /** Where `env:NAME` values are looked up: the Worker's bindings. */
+  env: Readonly<Record<string, unknown>>;
+  allowInsecureHttp: boolean;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  statusCodes: new Set([408, 429, 500, 502, 503, 504]),
+  methods: new Set(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]),
+  maxAttempts: 5,
+  backoffFactor: 0.5,
+  maxBackoffWait: 60,
+};
+export const DEFAULT_TIMEOUT_SECONDS = 30;
+export const DEFAULT_SCOPE = "system/*.read system/*.write";
+
+const KNOWN_FIELDS = new Set([
+  "client_id",
+  "client_secret",
+  "token_url",
+  "scope",
+  "audience",
+  "token_auth",
+  "use_jwt_assertion",
+  "private_key",
+  "kid",
+  "alg",
+  "token",
+  "username",
+  "password",
+  "retry_status_codes",
+  "retryable_methods",
+  "max_attempts",
+  "retry_backoff_factor",
+  "max_backoff_wait",
+  "timeout",
+  "rewrite_bodies",
+]);
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+const ALGS: ReadonlySet<string> = new Set<JwtAlg>(["RS384", "ES384", "RS256", "ES256"]);
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers the edge owns on the upstream request; an extra header may not set them. */
+const RESERVED_HEADERS = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "keep-alive",
+  "upgrade",
+  "te",
+  "trailer",
+  "proxy-authorization",
+]);
+
+/**
+ * Validates one source's parameters and resolves `env:NAME` values against
+ * the Worker's bindings. Collects every problem instead of stopping at the
+ * first, and never puts a value in a message.
+ * @see ../../shared/design.md section 1
+ */
+export function resolveSource(name: string, input: SourceInput, ctx: ResolveContext): Result<SourceConfig, ConfigIssue[]> {
+  const issues: ConfigIssue[] = [];
+  const issue = (field: string | undefined, code: string, message: string) =>
+    issues.push({ subject: name, ...(field ? { field } : {}), code, message: `Source ${name}: ${message}` });
+
+  for (const key of input.fields.keys()) {
+    if (KNOWN_FIELDS.has(key)) continue;
+    if (key === "client_secret_path") {
+      issue(key, "unsupported-field", "client_secret_path reads a file, which a Worker cannot; use client_secret=env:SECRET_NAME");
+    } else {
+      issue(key, "unknown-field", `unknown parameter ${key}`);
+    }
+  }
+
+  /** A present, non-empty string value with `env:` resolved, or undefined. */
+  const str = (field: string): string | undefined => {
+    const raw = input.fields.get(field);
+    if (raw === undefined || raw === null) return undefined;
+    if (typeof raw !== "string") {
+      issue(field, "invalid-value", `${field} must be a string`);
+      return undefined;
+    }
+    if (raw.startsWith("env:")) {
+      const binding = raw.slice(4);
+      const value = ctx.env[binding];
+      if (typeof value !== "string" || value === "") {
+        issue(field, "missing-binding", `${field} refers to the binding ${binding}, which is not set`);
+        return undefined;
+      }
+      return value;
+    }
+    if (raw === "") {
+      issue(field, "invalid-value", `${field} is empty`);
+      return undefined;
+    }
+    return raw;
+  };
+  const num = (field: string, fallback: number, valid: (n: number) => boolean, rule: string): number => {
+    const raw = input.fields.get(field);
+    if (raw === undefined) return fallback;
+    const n = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
+    if (!Number.isFinite(n) || !valid(n)) {
+      issue(field, "invalid-value", `${field} must be ${rule}`);
+      return fallback;
+    }
+    return n;
+  };
+  const list = (field: string): string[] | undefined => {
+    const raw = input.fields.get(field);
+    if (raw === undefined) return undefined;
+    if (Array.isArray(raw)) return raw.map((v) => String(v).trim());
+    if (typeof raw === "string") return raw.split(",").map((v) => v.trim()).filter((v) => v !== "");
+    issue(field, "invalid-value", `${field} must be a comma-separated list`);
+    return undefined;
+  };
+  const oneOf = <T extends string>(field: string, allowed: readonly T[], fallback: T): T => {
+    const raw = input.fields.get(field);
+    if (raw === undefined) return fallback;
+    const value = typeof raw === "string" ? raw : String(raw);
+    if ((allowed as readonly string[]).includes(value)) return value as T;
+    issue(field, "invalid-value", `${field} must be one of ${allowed.join(", ")}`);
+    return fallback;
+  };
+
+  const base = validateBaseUrl(input.url, ctx.allowInsecureHttp);
+  if (!base.ok) issue("url", base.error.code, base.error.message);
+
+  const auth = resolveAuth(str, oneOf, input.fields, issue);
+
+  const headers: Array<[string, string]> = [];
+  for (const [headerName, rawValue] of input.headers) {
+    const lower = headerName.toLowerCase();
+    const field = `header.${headerName}`;
+    if (!HEADER_NAME.test(headerName)) {
+      issue(field, "invalid-header", `header name ${JSON.stringify(headerName)} is not a valid HTTP header name`);
+    } else if (RESERVED_HEADERS.has(lower)) {
+      issue(field, "reserved-header", `the edge sets ${headerName} itself`);
+    } else if (lower === "authorization" && auth.kind !== "none") {
+      issue(field, "conflicting-auth", "an Authorization header conflicts with the source's auth method");
+    } else {
+      let value = rawValue;
+      if (value.startsWith("env:")) {
+        const resolved = ctx.env[value.slice(4)];
+        if (typeof resolved !== "string" || resolved === "") {
+          issue(field, "missing-binding", `${field} refers to the binding ${value.slice(4)}, which is not set`);
+          continue;
+        }
+        value = resolved;
+      }
+      if (/[\r\n\0]/.test(value)) issue(field, "invalid-header", `${field} contains a control character`);
+      else headers.push([headerName, value]);
+    }
+  }
+
+  const statusCodes = list("retry_status_codes");
+  const codes = new Set<number>();
+  for (const code of statusCodes ?? []) {
+    const n = Number(code);
+    if (!Number.isInteger(n) || n < 100 || n > 599) issue("retry_status_codes", "invalid-value", "retry_status_codes must be HTTP status codes");
+    else codes.add(n);
+  }
+  const methodList = list("retryable_methods");
+  const methods = new Set<string>();
+  for (const m of methodList ?? []) {
+    const upper = m.toUpperCase();
+    if (!METHODS.has(upper)) issue("retryable_methods", "invalid-value", `retryable_methods: ${m} is not an HTTP method the edge proxies`);
+    else methods.add(upper);
+  }
+  const retry: RetryPolicy = {
+    statusCodes: statusCodes ? codes : DEFAULT_RETRY.statusCodes,
+    methods: methodList ? methods : DEFAULT_RETRY.methods,
+    maxAttempts: num("max_attempts", DEFAULT_RETRY.maxAttempts, (n) => Number.isInteger(n) && n >= 1 && n <= 20, "a whole number from 1 to 20"),
+    backoffFactor: num("retry_backoff_factor", DEFAULT_RETRY.backoffFactor, (n) => n >= 0 && n <= 60, "a number of seconds from 0 to 60"),
+    maxBackoffWait: num("max_backoff_wait", DEFAULT_RETRY.maxBackoffWait, (n) => n >= 0 && n <= 600, "a number of seconds from 0 to 600"),
+  };
+  const timeout = num("timeout", DEFAULT_TIMEOUT_SECONDS, (n) => n > 0 && n <= 600, "a number of seconds above 0, at most 600");
+  const rewriteBodies = oneOf("rewrite_bodies", ["bundles", "all"] as const, "bundles");
+
+  if (issues.length > 0 || !base.ok) return err(issues);
+  const url = new URL(base.value);
+  const basePath = url.pathname.replace(/\/+$/, "");
+  return ok({
+    name,
+    baseUrl: url.origin + basePath,
+    origin: url.origin,
+    basePath,
+    auth,
+    headers,
+    retry,
+    timeoutMs: Math.round(timeout * 1000),
+    rewriteBodies,
+  });
+}
+
+type Issue = (field: string | undefined, code: string, message: string) => void;
+
+function resolveAuth(
+  str: (field: string) => string | undefined,
+  oneOf: <T extends string>(field: string, allowed: readonly T[], fallback: T) => T,
+  fields: Map<string, unknown>,
+  issue: Issue,
+): UpstreamAuth {
+  const token = str("token");
+  const username = str("username");
+  const password = str("password");
+  const clientId = str("client_id");
+  const clientSecret = str("client_secret");
+  const privateKey = str("private_key");
+  const tokenUrl = str("token_url");
+  const scope = str("scope") ?? DEFAULT_SCOPE;
+  const audience = str("audience");
+  const kid = str("kid");
+  const tokenAuth = oneOf("token_auth", ["basic", "post"] as const, "basic");
+  const alg = oneOf("alg", [...ALGS] as JwtAlg[], "RS384");
+  const useJwtRaw = fields.get("use_jwt_assertion");
+  const useJwt = useJwtRaw === true || useJwtRaw === "true";
+  if (useJwtRaw !== undefined && !useJwt && useJwtRaw !== false && useJwtRaw !== "false") {
+    issue("use_jwt_assertion", "invalid-value", "use_jwt_assertion must be true or false");
+  }
+
+  const methods: string[] = [];
+  if (fields.has("token")) methods.push("token");
+  if (fields.has("username") || fields.has("password")) methods.push("basic");
+  if (fields.has("client_id") || fields.has("client_secret") || useJwt) methods.push(useJwt ? "jwt assertion" : "client credentials");
+  if (methods.length > 1) {
+    issue("auth", "conflicting-auth", `more than one auth method is configured (${methods.join(", ")}); choose one`);
+    return { kind: "none" };
+  }
+
+  if (tokenUrl !== undefined && !isHttpUrl(tokenUrl)) issue("token_url", "invalid-url", "token_url must be an absolute https or http URL");
+  if (!useJwt && (fields.has("private_key") || fields.has("kid") || fields.has("alg"))) {
+    issue("use_jwt_assertion", "missing-field", "private_key, kid and alg need use_jwt_assertion=true");
+  }
+  const oauthOnly = ["token_url", "scope", "audience", "token_auth"].filter((f) => fields.has(f));
+  if (methods[0] !== "client credentials" && methods[0] !== "jwt assertion" && oauthOnly.length > 0) {
+    issue(oauthOnly[0], "missing-field", `${oauthOnly.join(", ")} need client_id`);
+  }
+
+  switch (methods[0]) {
+    case "token":
+      return token ? { kind: "bearer", token } : { kind: "none" };
+    case "basic":
+      if (username === undefined && !fields.has("username")) issue("username", "missing-field", "password needs username");
+      if (password === undefined && !fields.has("password")) issue("password", "missing-field", "username needs password");
+      if (username !== undefined && username.includes(":")) issue("username", "invalid-value", "a basic-auth username cannot contain ':'");
+      return { kind: "basic", username: username ?? "", password: password ?? "" };
+    case "client credentials":
+      if (!fields.has("client_id")) issue("client_id", "missing-field", "client_secret needs client_id");
+      if (!fields.has("client_secret")) issue("client_secret", "missing-field", "client credentials need client_secret (or use_jwt_assertion=true and private_key)");
+      return {
+        kind: "client-credentials",
+        clientId: clientId ?? "",
+        clientSecret: clientSecret ?? "",
+        tokenAuth,
+        scope,
+        ...(tokenUrl ? { tokenUrl } : {}),
+        ...(audience ? { audience } : {}),
+      };
+    case "jwt assertion":
+      if (!fields.has("client_id")) issue("client_id", "missing-field", "a JWT assertion needs client_id");
+      if (fields.has("client_secret")) issue("client_secret", "conflicting-auth", "use either client_secret or use_jwt_assertion, not both");
+      if (!fields.has("private_key")) issue("private_key", "missing-field", "use_jwt_assertion=true needs private_key");
+      else if (privateKey !== undefined && !looksLikePrivateKey(privateKey)) {
+        issue("private_key", "invalid-key", "private_key must be a PKCS#8 PEM (BEGIN PRIVATE KEY) or a private JWK in JSON");
+      }
+      return {
+        kind: "jwt-assertion",
+        clientId: clientId ?? "",
+        privateKey: privateKey ?? "",
+        alg,
+        scope,
+        ...(kid ? { kid } : {}),
+        ...(tokenUrl ? { tokenUrl } : {}),
+        ...(audience ? { audience } : {}),
+      };
+    default:
+      return { kind: "none" };
+  }
+}
+
+function looksLikePrivateKey(text: string): boolean {
+  const trimmed = text.trim();
+  if (trimmed.startsWith("-----BEGIN PRIVATE KEY-----")) return true;
+  if (!trimmed.startsWith("{")) return false;
+  try {
+    const jwk = JSON.parse(trimmed) as { d?: unknown; kty?: unknown };
+    return typeof jwk.d === "string" && typeof jwk.kty === "string";
+  } catch {
+    return false;
+  }
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const u = new URL(text);
+    return u.protocol === "https:" || u.protocol === "http:";
+  } catch {
+    return false;
+  }
+}
+
+function validateBaseUrl(raw: string | undefined, allowInsecureHttp: boolean): Result<string, { code: string; message: string }> {
+  if (raw === undefined || raw === "") return err({ code: "missing-field", message: "url is required" });
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return err({ code: "invalid-url", message: "url is not a valid absolute URL" });
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return err({ code: "invalid-url", message: "url must be https (or http)" });
+  if (url.protocol === "http:" && !allowInsecureHttp) {
+    return err({ code: "insecure-url", message: 'plain-http upstreams need ALLOW_INSECURE_HTTP = "true"' });
+  }
+  if (url.search || url.hash) return err({ code: "invalid-url", message: "url must not carry a query or fragment; configuration goes in parameters" });
+  if (url.username || url.password) return err({ code: "invalid-url", message: "url must not carry credentials; use username and password" });
+  return ok(url.href);
+}

@@ -1,0 +1,27 @@
+import type { EdgeConfig } from "./config/edge-config.ts";
+
+/** Who called the edge, as inbound auth established it. */
+export interface ClientIdentity {
+  /** The client name from `PROXY_API_KEYS`, or a JWT's `sub`. */
+  name: string;
+  /** SMART scopes granted, when the client authenticated with a JWT; undefined means unrestricted. */
+  scopes?: readonly string[];
+}
+
+/** What middleware puts on the hono context for later handlers. */
+export interface EdgeVariables {
+  requestId: string;
+  config: EdgeConfig;
+  client: ClientIdentity;
+  /** For the access log: the source and the route shape (`Patient/{id}`), never a raw path or query. */
+  logSource?: string;
+  logRoute?: string;
+  logAttempts?: number;
+}
+
+export type EdgeBindings = Env & Record<string, unknown>;
+
+export interface EdgeHonoEnv {
+  Bindings: EdgeBindings;
+  Variables: EdgeVariables;
+}

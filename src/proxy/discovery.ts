@@ -1,0 +1,131 @@
+import type { Context } from "hono";
+import { credentialsFor } from "../auth/upstream/index.ts";
+import type { InboundAuthConfig } from "../config/edge-config.ts";
+import type { EdgeHonoEnv } from "../context.ts";
+import { NotFoundError } from "../errors.ts";
+import type { CapabilityStatement, CapabilityStatementRestSecurity } from "../fhir/types.ts";
+import { forward, type ForwardDeps } from "./forward.ts";
+import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
+import { locateRequest } from "./locate.ts";
+import { rewriterFor } from "./handler.ts";
+import { requireSource } from "./sources.ts";
+
+const SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service";
+
+/**
+ * The security a client of the edge meets: the edge's own, never the
+ * upstream's token endpoint (the edge holds the upstream credentials).
+ * @see https://hl7.org/fhir/smart-app-launch/conformance.html
+ */
+export function edgeSecurity(inbound: InboundAuthConfig | undefined): CapabilityStatementRestSecurity {
+  switch (inbound?.mode) {
+    case "jwt":
+      return {
+        cors: true,
+        service: [{ coding: [{ system: SECURITY_SERVICE, code: "SMART-on-FHIR", display: "SMART-on-FHIR" }] }],
+        description: `fhir-edge: send Authorization: Bearer <JWT> issued by ${inbound.issuer} for audience ${inbound.audience}; SMART system scopes limit resource types and interactions.`,
+      };
+    case "none":
+      return { cors: true, description: "fhir-edge: no client authentication (local demo mode)." };
+    default:
+      return {
+        cors: true,
+        service: [{ text: "API key" }],
+        description: "fhir-edge: send an API key as Authorization: Bearer <key> or X-Api-Key: <key>.",
+      };
+  }
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/[<>&"]/g, (ch) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[ch]!);
+}
+
+/** Replaces `rest[].security` of a CapabilityStatement, JSON or XML text. */
+export function replaceSecurity(text: string, xml: boolean, security: CapabilityStatementRestSecurity): string {
+  if (xml) {
+    const element = `<security><cors value="true"/><description value="${escapeXml(security.description ?? "")}"/></security>`;
+    return text.replace(/<security>[\s\S]*?<\/security>/g, element);
+  }
+  const statement = JSON.parse(text) as CapabilityStatement;
+  if (statement.resourceType !== "CapabilityStatement") return text;
+  for (const rest of statement.rest ?? []) rest.security = security;
+  return JSON.stringify(statement);
+}
+
+/**
+ * `GET /:source/metadata`: the upstream's CapabilityStatement with its
+ * security replaced by the edge's and its URLs rewritten to the edge.
+ * Public, like the FHIR spec expects of `metadata`.
+ */
+export const sourceMetadataHandler =
+  (deps: ForwardDeps) =>
+  async (c: Context<EdgeHonoEnv>): Promise<Response> => {
+    const config = c.get("config");
+    const source = requireSource(config, c.req.param("source") ?? "");
+    c.set("logSource", source.name);
+    c.set("logRoute", "metadata");
+    const located = locateRequest(c, config.publicUrl, source.name);
+    const requestId = c.get("requestId");
+    const credentials = credentialsFor(source, c.env);
+    const headers = c.req.raw.headers;
+    const { response, attempts } = await forward(
+      {
+        sourceName: source.name,
+        method: "GET",
+        url: `${source.baseUrl}/metadata${located.search}`,
+        headers: async () => upstreamRequestHeaders(headers, source.headers, await credentials.authorization(), requestId),
+        body: null,
+        retryable: true,
+        retry: source.retry,
+        timeoutMs: source.timeoutMs,
+      },
+      deps,
+    );
+    c.set("logAttempts", attempts);
+    const rewriter = rewriterFor(source, located.edgeBase);
+    const contentType = response.headers.get("Content-Type") ?? "";
+    let text = await response.text();
+    if (response.ok && (contentType.includes("json") || contentType.includes("xml"))) {
+      try {
+        text = replaceSecurity(text, contentType.includes("xml"), edgeSecurity(config.inbound));
+      } catch {
+        // Not JSON after all: returned as the upstream sent it, URLs rewritten.
+      }
+    }
+    const out = clientResponseHeaders(response.headers, rewriter.rewriteHeader, credentials.secrets(), requestId, true);
+    return new Response(rewriter.rewriteText(text), { status: response.status, headers: out });
+  };
+
+/**
+ * `GET /:source/.well-known/smart-configuration`: SMART discovery of the
+ * edge, so a SMART client never learns the upstream's token endpoint. With
+ * API keys (or no auth) there is nothing SMART to discover: 404.
+ * @see https://hl7.org/fhir/smart-app-launch/conformance.html#using-well-known
+ */
+export const smartConfigurationHandler = async (c: Context<EdgeHonoEnv>): Promise<Response> => {
+  const config = c.get("config");
+  const source = requireSource(config, c.req.param("source") ?? "");
+  c.set("logSource", source.name);
+  c.set("logRoute", ".well-known/smart-configuration");
+  const inbound = config.inbound;
+  if (inbound?.mode !== "jwt") {
+    throw new NotFoundError(
+      "smart-not-used",
+      "This edge authenticates its clients with API keys, not SMART; send Authorization: Bearer <key> or X-Api-Key",
+    );
+  }
+  const tokenEndpoint = typeof c.env.PROXY_JWT_TOKEN_URL === "string" ? c.env.PROXY_JWT_TOKEN_URL : undefined;
+  return c.json(
+    {
+      issuer: inbound.issuer,
+      jwks_uri: inbound.jwksUrl,
+      ...(tokenEndpoint ? { token_endpoint: tokenEndpoint } : {}),
+      grant_types_supported: ["client_credentials"],
+      token_endpoint_auth_methods_supported: ["private_key_jwt"],
+      scopes_supported: ["system/*.rs", "system/*.cruds", "system/*.read", "system/*.write"],
+      capabilities: ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
+    },
+    200,
+    { "Cache-Control": "public, max-age=300" },
+  );
+};

@@ -1,0 +1,94 @@
+import type { RetryPolicy } from "../config/types.ts";
+import { UpstreamTimeoutError, UpstreamUnavailableError } from "../errors.ts";
+import { retryDelay, backoffDelay } from "./retry.ts";
+
+/** The I/O a forward needs, passed in so tests and the clock can be controlled. */
+export interface ForwardDeps {
+  fetch: (request: Request) => Promise<Response>;
+  sleep: (ms: number) => Promise<void>;
+  random: () => number;
+  now: () => number;
+}
+
+export const defaultDeps: ForwardDeps = {
+  fetch: (request) => fetch(request),
+  sleep: (ms) => (ms <= 0 ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, ms))),
+  random: Math.random,
+  now: Date.now,
+};
+
+export interface UpstreamCall {
+  sourceName: string;
+  method: string;
+  url: string;
+  /** Rebuilt per attempt, so a fresh token (or assertion) can go into each. */
+  headers: () => Promise<Headers>;
+  /** A buffered body can be sent again; a stream only once. */
+  body: ArrayBuffer | ReadableStream | null;
+  /** Whether this request may be sent more than once. */
+  retryable: boolean;
+  retry: RetryPolicy;
+  timeoutMs: number;
+}
+
+export interface ForwardResult {
+  response: Response;
+  attempts: number;
+}
+
+class AttemptTimeout extends Error {}
+
+async function attempt(call: UpstreamCall, deps: ForwardDeps): Promise<Response> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new AttemptTimeout()), call.timeoutMs);
+  try {
+    const request = new Request(call.url, {
+      method: call.method,
+      headers: await call.headers(),
+      body: call.method === "GET" || call.method === "HEAD" ? null : call.body,
+      redirect: "manual",
+      signal: controller.signal,
+    });
+    return await deps.fetch(request);
+  } catch (error) {
+    if (controller.signal.aborted) throw new AttemptTimeout();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Sends one request upstream with the source's retry policy: at most
+ * `maxAttempts` upstream requests (the first included), retrying the
+ * configured statuses, network errors and per-attempt timeouts, but only for
+ * a request that may be sent twice. Waits are timers, never a busy loop.
+ * When retries run out on a retryable status, the upstream's last answer is
+ * returned as it is.
+ * @see ../../shared/design.md section 1a (retry parameters)
+ */
+export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<ForwardResult> {
+  const maxAttempts = call.retryable && !(call.body instanceof ReadableStream) ? call.retry.maxAttempts : 1;
+  for (let n = 1; ; n++) {
+    let response: Response;
+    try {
+      response = await attempt(call, deps);
+    } catch (error) {
+      if (n < maxAttempts) {
+        await deps.sleep(backoffDelay(n, call.retry, deps.random));
+        continue;
+      }
+      if (error instanceof AttemptTimeout) {
+        throw new UpstreamTimeoutError(`Source ${call.sourceName} did not answer within ${call.timeoutMs / 1000} s (${n} attempt${n > 1 ? "s" : ""})`);
+      }
+      throw new UpstreamUnavailableError("upstream-unreachable", `Source ${call.sourceName} could not be reached (${n} attempt${n > 1 ? "s" : ""})`, error);
+    }
+    if (n < maxAttempts && call.retry.statusCodes.has(response.status)) {
+      const wait = retryDelay(n, call.retry, response.headers.get("Retry-After"), deps.now(), deps.random);
+      await response.body?.cancel();
+      await deps.sleep(wait);
+      continue;
+    }
+    return { response, attempts: n };
+  }
+}

@@ -1,0 +1,108 @@
+import type { Context } from "hono";
+import { credentialsFor } from "../auth/upstream/index.ts";
+import type { SourceConfig } from "../config/types.ts";
+import type { EdgeHonoEnv } from "../context.ts";
+import { InvalidRequestError, MethodNotAllowedError, UpstreamUnavailableError } from "../errors.ts";
+import { forward, type ForwardDeps } from "./forward.ts";
+import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
+import { locateRequest } from "./locate.ts";
+import { isRetryable } from "./retry.ts";
+import { createUrlRewriter, type UrlRewriter } from "./rewrite-urls.ts";
+import { routeShape, type RouteShape } from "./route-shape.ts";
+import { requireSource } from "./sources.ts";
+import { upstreamTarget } from "./target.ts";
+
+export const PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const;
+const PROXIED: ReadonlySet<string> = new Set(PROXIED_METHODS);
+
+/** A check run before anything goes upstream (JWT scopes); throws to refuse. */
+export type RequestAuthorizer = (c: Context<EdgeHonoEnv>, route: RouteShape, source: SourceConfig) => void;
+
+const rewriters = new Map<string, UrlRewriter>();
+
+/** One rewriter per (upstream base, edge base): built once, reused by every request. */
+export function rewriterFor(source: SourceConfig, edgeBase: string): UrlRewriter {
+  const key = `${source.baseUrl} ${edgeBase}`;
+  let rewriter = rewriters.get(key);
+  if (!rewriter) {
+    if (rewriters.size > 256) rewriters.clear();
+    rewriter = createUrlRewriter(source.baseUrl, edgeBase, source.basePath);
+    rewriters.set(key, rewriter);
+  }
+  return rewriter;
+}
+
+function isText(contentType: string | null): boolean {
+  return contentType !== null && (contentType.includes("json") || contentType.includes("xml"));
+}
+
+/**
+ * `/:source/*`: forwards one FHIR interaction to the source and returns its
+ * answer through the edge.
+ * @see ../../shared/design.md section 3, `/:source/*`
+ */
+export const proxyHandler =
+  (deps: ForwardDeps, authorize: RequestAuthorizer) =>
+  async (c: Context<EdgeHonoEnv>): Promise<Response> => {
+    const config = c.get("config");
+    const name = c.req.param("source") ?? "";
+    const source = requireSource(config, name);
+    c.set("logSource", source.name);
+    const method = c.req.method;
+    if (!PROXIED.has(method)) throw new MethodNotAllowedError(method, PROXIED_METHODS);
+
+    const located = locateRequest(c, config.publicUrl, source.name);
+    const target = upstreamTarget(source, located.rest, located.search);
+    if (!target.ok) {
+      throw new InvalidRequestError("unsafe-path", `The path is not allowed (${target.error}): it must stay under the source's FHIR base`);
+    }
+    const route = routeShape(method, target.value.segments);
+    c.set("logRoute", route.shape);
+    authorize(c, route, source);
+
+    const requestId = c.get("requestId");
+    const clientHeaders = c.req.raw.headers;
+    const credentials = credentialsFor(source, c.env);
+    const retryable = isRetryable(method, clientHeaders, target.value.segments, source.retry);
+    const hasBody = method !== "GET" && method !== "HEAD" && c.req.raw.body !== null;
+    // Buffer only a body that may be sent twice; any other streams through once.
+    const resend = (retryable && source.retry.maxAttempts > 1) || source.auth.kind === "client-credentials" || source.auth.kind === "jwt-assertion";
+    const body = hasBody ? (resend ? await c.req.raw.arrayBuffer() : c.req.raw.body) : null;
+
+    const call = {
+      sourceName: source.name,
+      method,
+      url: target.value.url,
+      headers: async () => upstreamRequestHeaders(clientHeaders, source.headers, await credentials.authorization(), requestId),
+      body,
+      retryable,
+      retry: source.retry,
+      timeoutMs: source.timeoutMs,
+    };
+    let { response, attempts } = await forward(call, deps);
+    if (response.status === 401 && !(body instanceof ReadableStream) && (await credentials.invalidate())) {
+      await response.body?.cancel();
+      const again = await forward({ ...call, retryable: false }, deps);
+      response = again.response;
+      attempts += again.attempts;
+    }
+    c.set("logAttempts", attempts);
+    if (response.status === 401) {
+      await response.body?.cancel();
+      throw new UpstreamUnavailableError("upstream-unauthorized", `Source ${source.name} refused the edge's credentials (upstream 401); check the source's auth configuration`);
+    }
+
+    const rewriter = rewriterFor(source, located.edgeBase);
+    const secrets = credentials.secrets();
+    const contentType = response.headers.get("Content-Type");
+    const rewriteBody =
+      response.body !== null && method !== "HEAD" && isText(contentType) && (source.rewriteBodies === "all" || !route.singleResource);
+    if (!rewriteBody) {
+      const headers = clientResponseHeaders(response.headers, rewriter.rewriteHeader, secrets, requestId, false);
+      return new Response(response.body, { status: response.status, headers });
+    }
+    const text = await response.text();
+    const rewritten = rewriter.rewriteText(text);
+    const headers = clientResponseHeaders(response.headers, rewriter.rewriteHeader, secrets, requestId, true);
+    return new Response(rewritten, { status: response.status, headers });
+  };

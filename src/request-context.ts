@@ -1,0 +1,37 @@
+import type { MiddlewareHandler } from "hono";
+import { edgeConfig } from "./config/edge-config.ts";
+import type { EdgeHonoEnv } from "./context.ts";
+
+const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * First middleware on every request: the request id (the client's
+ * `X-Request-Id` when it is a plain token, else a new UUID), the
+ * configuration (parsed once per isolate), and one access-log line after the
+ * response: route shape, status, timing, source, request id. Never a query
+ * string, body, token or secret.
+ */
+export const requestContext = (): MiddlewareHandler<EdgeHonoEnv> => async (c, next) => {
+  const started = Date.now();
+  const given = c.req.header("X-Request-Id");
+  const requestId = given && CLIENT_REQUEST_ID.test(given) ? given : crypto.randomUUID();
+  c.set("requestId", requestId);
+  c.set("config", edgeConfig(c.env ?? {}));
+  try {
+    await next();
+  } finally {
+    c.header("X-Request-Id", requestId);
+    console.log(
+      JSON.stringify({
+        msg: "request",
+        requestId,
+        method: c.req.method,
+        source: c.get("logSource"),
+        route: c.get("logRoute") ?? "edge",
+        status: c.res.status,
+        attempts: c.get("logAttempts"),
+        ms: Date.now() - started,
+      }),
+    );
+  }
+};
