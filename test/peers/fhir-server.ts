@@ -264,6 +264,27 @@ export async function startFhirServer(opts: FhirServerOptions = {}): Promise<Fhi
     return search(remembered.resourceType, p, id);
   }
 
+  /**
+   * `Patient/<id>/$everything`, which Medplum's router lacks: the patient and the Observations
+   * about it, paged with `_count`/`_offset` like a search, so paging links of an operation exist.
+   */
+  async function everything(id: string, params: URLSearchParams): Promise<Reply> {
+    const { outcome: oo, resource: patient } = await route("GET", `Patient/${id}`, undefined, {});
+    if (!patient) return { status: getStatus(oo), body: oo };
+    const { resource: found } = await route("GET", `Observation?subject=Patient/${id}&_count=${MAX_COUNT}`, undefined, {});
+    const all: Resource[] = [patient, ...(((found as Bundle | undefined)?.entry ?? []).map((e) => e.resource).filter((r): r is Resource => r !== undefined))];
+    const count = clampCount(params.get("_count"), defaultCount);
+    const offset = Math.max(0, Number(params.get("_offset") ?? 0) || 0);
+    const page: Bundle = {
+      resourceType: "Bundle",
+      type: "searchset",
+      total: all.length,
+      entry: all.slice(offset, offset + count).map((resource) => ({ resource, search: { mode: "match" } })),
+    };
+    const pageUrl = (o: number) => `${base}/Patient/${id}/$everything?_count=${count}${o > 0 ? `&_offset=${o}` : ""}`;
+    return { status: 200, body: decorateSearch(page, offset, count, pageUrl) };
+  }
+
   /** Headers for a single resource: validators, and its versioned URL. */
   function resourceHeaders(r: Resource, status: number, interaction: string): Record<string, string> {
     const h: Record<string, string> = {};
@@ -346,6 +367,10 @@ export async function startFhirServer(opts: FhirServerOptions = {}): Promise<Fhi
       return { status: 404, body: outcome("error", "not-supported", `Unknown resource type or endpoint: ${resourceType}`) };
     } else if (second === "_history") {
       return { status: 404, body: outcome("error", "not-supported", "Type-level history is not supported") };
+    }
+
+    if (method === "GET" && resourceType === "Patient" && segments.length === 3 && segments[2] === "$everything") {
+      return everything(second ?? "", params);
     }
 
     // Searches, GET or POST `_search` (form body): default and cap `_count`, then page.
