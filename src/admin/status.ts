@@ -8,6 +8,7 @@ import type { EdgeHonoEnv } from "../context.ts";
  * @see ../../shared/design.md section 3, "Operations and discovery"
  */
 export const statusHandler = (c: Context<EdgeHonoEnv>): Response => {
+  c.set("logRoute", "status");
   const config = c.get("config");
   const sources = [
     ...[...config.sources.values()].map((s) => ({

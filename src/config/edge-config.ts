@@ -142,7 +142,7 @@ function readInboundAuth(env: Readonly<Record<string, unknown>>, issues: ConfigI
         }
       }
       if (keys.length === 0) {
-        issues.push({ subject: "PROXY_API_KEYS", code: "missing-field", message: "PROXY_AUTH is api-key but PROXY_API_KEYS holds no key: every request is refused" });
+        issues.push({ subject: "PROXY_API_KEYS", code: "no-api-keys", message: "PROXY_AUTH is api-key but PROXY_API_KEYS holds no key: every request is refused" });
       }
       return { mode: "api-key", keys };
     }

@@ -18,7 +18,7 @@ let pagesUpstream: FhirServer;
 let edge: Edge;
 let client: Client;
 
-type Paged = FhirResource & Bundle;
+type Paged = FhirResource & Bundle & { link: Array<{ relation: string; url: string }> };
 
 function responseOf(result: unknown): Response {
   const { response } = Client.httpFor(result as FhirResource);

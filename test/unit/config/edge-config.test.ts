@@ -171,7 +171,7 @@ describe("2. who may call the edge: settings", () => {
     });
   });
   it("reports an api-key edge with no key, and an unknown PROXY_AUTH (which fails closed)", () => {
-    expect(readEdgeConfig({}).issues).toContainEqual(expect.objectContaining({ subject: "PROXY_API_KEYS", code: "missing-field" }));
+    expect(readEdgeConfig({}).issues).toContainEqual(expect.objectContaining({ subject: "PROXY_API_KEYS", code: "no-api-keys" }));
     const bad = readEdgeConfig({ PROXY_AUTH: "maybe" });
     expect(bad.inbound).toBeUndefined();
     expect(bad.issues).toContainEqual(expect.objectContaining({ subject: "PROXY_AUTH" }));
