@@ -1,20 +1,20 @@
 import { Hono } from "hono";
 import { requireAdmin } from "./admin/require-admin.ts";
 import { statusHandler } from "./admin/status.ts";
+import { smartScopes } from "./auth/inbound/authorize.ts";
 import { inboundAuth } from "./auth/inbound/index.ts";
+import { jwksHandler } from "./auth/upstream/jwks-route.ts";
 import type { EdgeHonoEnv } from "./context.ts";
 import { NotFoundError, renderError } from "./errors.ts";
 import { sourceMetadataHandler, smartConfigurationHandler } from "./proxy/discovery.ts";
 import { defaultDeps, type ForwardDeps } from "./proxy/forward.ts";
-import { proxyHandler, type RequestAuthorizer } from "./proxy/handler.ts";
+import { proxyHandler } from "./proxy/handler.ts";
 import { requestContext } from "./request-context.ts";
 
 export interface EdgeOptions {
   /** The I/O used for upstream calls: override in tests, or to instrument fetch. */
   deps?: Partial<ForwardDeps>;
 }
-
-const allowAll: RequestAuthorizer = () => {};
 
 /**
  * Builds the fhir-edge hono app. Read top to bottom, this is where every
@@ -34,15 +34,16 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   });
   app.notFound((c) => renderError(new NotFoundError("route-not-found", "No such route on this edge"), c.get("requestId")));
 
-  // Operations (admin clients only).
+  // Operations (admin clients only) and the edge's own public keys (public).
   app.get("/status", inboundAuth(), requireAdmin(), statusHandler);
+  app.get("/.well-known/jwks.json", jwksHandler);
 
   // Discovery per source: public, and describing the edge's security.
   app.get("/:source/metadata", sourceMetadataHandler(deps));
   app.get("/:source/.well-known/smart-configuration", smartConfigurationHandler);
 
   // Any FHIR interaction, proxied.
-  const proxy = proxyHandler(deps, allowAll);
+  const proxy = proxyHandler(deps, smartScopes);
   app.all("/:source", inboundAuth(), proxy);
   app.all("/:source/*", inboundAuth(), proxy);
   return app;

@@ -7,3 +7,4 @@ export { EdgeError } from "./errors.ts";
 
 /** The deployable Worker: the edge with its defaults. */
 export default createEdge();
+export { TokenCoordinator } from "./auth/upstream/token-coordinator.ts";

@@ -1,25 +1,50 @@
 import type { Context } from "hono";
+import type { SourceConfig } from "../config/types.ts";
 import type { EdgeHonoEnv } from "../context.ts";
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** An OAuth source's token state from its coordinator: expiry and counters, never the token. */
+async function tokenState(c: Context<EdgeHonoEnv>, source: SourceConfig) {
+  if (source.auth.kind !== "client-credentials" && source.auth.kind !== "jwt-assertion") return undefined;
+  try {
+    const ns = c.env.TOKEN_COORDINATOR;
+    const s = await ns.get(ns.idFromName(source.name)).status();
+    return { expiresAt: iso(s.expiresAt), refreshAt: iso(s.refreshAt), tokenFetches: s.fetches, lastFetchAt: iso(s.lastFetchAt), lastError: s.lastError };
+  } catch {
+    return { error: "token coordinator unavailable" };
+  }
+}
 
 /**
  * `GET /status`: every source, misconfigured ones included, with its
- * configuration state and what is wrong (never a value), and every edge-wide
- * configuration problem.
+ * configuration state and what is wrong (never a value), its auth kind and
+ * token expiry (never the token), and every edge-wide configuration problem.
  * @see ../../shared/design.md section 3, "Operations and discovery"
  */
-export const statusHandler = (c: Context<EdgeHonoEnv>): Response => {
+export const statusHandler = async (c: Context<EdgeHonoEnv>): Promise<Response> => {
   c.set("logRoute", "status");
   const config = c.get("config");
-  const sources = [
-    ...[...config.sources.values()].map((s) => ({
+  const tokenCacheKey = typeof c.env.TOKEN_CACHE_KEY === "string" && c.env.TOKEN_CACHE_KEY !== "";
+  const ok = await Promise.all(
+    [...config.sources.values()].map(async (s) => ({
       name: s.name,
       state: "ok" as const,
       url: s.baseUrl,
       auth: s.auth.kind,
+      ...(s.auth.kind === "client-credentials" || s.auth.kind === "jwt-assertion"
+        ? {
+            tokenCache: tokenCacheKey ? "memory, coordinator and KV (AES-GCM)" : "memory and coordinator only: TOKEN_CACHE_KEY is not set, tokens are not written to KV",
+            token: await tokenState(c, s),
+          }
+        : {}),
       rewriteBodies: s.rewriteBodies,
       retry: { maxAttempts: s.retry.maxAttempts, statusCodes: [...s.retry.statusCodes], methods: [...s.retry.methods] },
       timeoutSeconds: s.timeoutMs / 1000,
     })),
+  );
+  const sources = [
+    ...ok,
     ...[...config.brokenSources.entries()].map(([name, issues]) => ({
       name,
       state: "misconfigured" as const,

@@ -273,7 +273,7 @@ function resolveAuth(
       if (fields.has("client_secret")) issue("client_secret", "conflicting-auth", "use either client_secret or use_jwt_assertion, not both");
       if (!fields.has("private_key")) issue("private_key", "missing-field", "use_jwt_assertion=true needs private_key");
       else if (privateKey !== undefined && !looksLikePrivateKey(privateKey)) {
-        issue("private_key", "invalid-key", "private_key must be a PKCS#8 PEM (BEGIN PRIVATE KEY) or a private JWK in JSON");
+        issue("private_key", "invalid-key", "private_key must be a PKCS#8 PEM (BEGIN PRIVATE KEY), a private JWK, or a JWK Set of private JWKs");
       }
       return {
         kind: "jwt-assertion",
@@ -290,13 +290,19 @@ function resolveAuth(
   }
 }
 
+/** A PKCS#8 PEM, a private JWK, or a JWK Set of private JWKs (the first signs; all are published). */
 function looksLikePrivateKey(text: string): boolean {
   const trimmed = text.trim();
   if (trimmed.startsWith("-----BEGIN PRIVATE KEY-----")) return true;
   if (!trimmed.startsWith("{")) return false;
+  const isPrivateJwk = (jwk: unknown) => {
+    const k = jwk as { d?: unknown; kty?: unknown } | null;
+    return k !== null && typeof k === "object" && typeof k.d === "string" && typeof k.kty === "string";
+  };
   try {
-    const jwk = JSON.parse(trimmed) as { d?: unknown; kty?: unknown };
-    return typeof jwk.d === "string" && typeof jwk.kty === "string";
+    const parsed = JSON.parse(trimmed) as { keys?: unknown };
+    if (Array.isArray(parsed.keys)) return parsed.keys.length > 0 && parsed.keys.every(isPrivateJwk);
+    return isPrivateJwk(parsed);
   } catch {
     return false;
   }

@@ -38,13 +38,13 @@ export interface ForwardResult {
 
 class AttemptTimeout extends Error {}
 
-async function attempt(call: UpstreamCall, deps: ForwardDeps): Promise<Response> {
+async function attempt(call: UpstreamCall, headers: Headers, deps: ForwardDeps): Promise<Response> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new AttemptTimeout()), call.timeoutMs);
   try {
     const request = new Request(call.url, {
       method: call.method,
-      headers: await call.headers(),
+      headers,
       body: call.method === "GET" || call.method === "HEAD" ? null : call.body,
       redirect: "manual",
       signal: controller.signal,
@@ -70,9 +70,11 @@ async function attempt(call: UpstreamCall, deps: ForwardDeps): Promise<Response>
 export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<ForwardResult> {
   const maxAttempts = call.retryable && !(call.body instanceof ReadableStream) ? call.retry.maxAttempts : 1;
   for (let n = 1; ; n++) {
+    // Credentials come first and outside the retry: a token endpoint's refusal is not a network error.
+    const headers = await call.headers();
     let response: Response;
     try {
-      response = await attempt(call, deps);
+      response = await attempt(call, headers, deps);
     } catch (error) {
       if (n < maxAttempts) {
         await deps.sleep(backoffDelay(n, call.retry, deps.random));

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import type { RequestAuthorizer } from "../auth/inbound/authorize.ts";
 import { credentialsFor } from "../auth/upstream/index.ts";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeHonoEnv } from "../context.ts";
@@ -8,15 +9,12 @@ import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
 import { locateRequest } from "./locate.ts";
 import { isRetryable } from "./retry.ts";
 import { createUrlRewriter, type UrlRewriter } from "./rewrite-urls.ts";
-import { routeShape, type RouteShape } from "./route-shape.ts";
+import { routeShape } from "./route-shape.ts";
 import { requireSource } from "./sources.ts";
 import { upstreamTarget } from "./target.ts";
 
 export const PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const;
 const PROXIED: ReadonlySet<string> = new Set(PROXIED_METHODS);
-
-/** A check run before anything goes upstream (JWT scopes); throws to refuse. */
-export type RequestAuthorizer = (c: Context<EdgeHonoEnv>, route: RouteShape, source: SourceConfig) => void;
 
 const rewriters = new Map<string, UrlRewriter>();
 
@@ -58,16 +56,19 @@ export const proxyHandler =
     }
     const route = routeShape(method, target.value.segments);
     c.set("logRoute", route.shape);
-    authorize(c, route, source);
+    let buffered: ArrayBuffer | undefined;
+    const readBody = async () => (buffered ??= await c.req.raw.arrayBuffer());
+    await authorize(c, { method, route, segments: target.value.segments, search: located.search, readBody });
 
     const requestId = c.get("requestId");
     const clientHeaders = c.req.raw.headers;
-    const credentials = credentialsFor(source, c.env);
+    const credentials = credentialsFor(source, c.env, deps.now);
     const retryable = isRetryable(method, clientHeaders, target.value.segments, source.retry);
     const hasBody = method !== "GET" && method !== "HEAD" && c.req.raw.body !== null;
-    // Buffer only a body that may be sent twice; any other streams through once.
+    // Buffer only a body that may be sent twice (a retry, or once more after an
+    // upstream 401 on a cached token); any other streams through once.
     const resend = (retryable && source.retry.maxAttempts > 1) || source.auth.kind === "client-credentials" || source.auth.kind === "jwt-assertion";
-    const body = hasBody ? (resend ? await c.req.raw.arrayBuffer() : c.req.raw.body) : null;
+    const body = hasBody ? (buffered ?? (resend ? await readBody() : c.req.raw.body)) : null;
 
     const call = {
       sourceName: source.name,

@@ -88,6 +88,13 @@ export interface FhirServerOptions {
   paging?: "offset" | "getpages";
   /** Page size of a search without `_count`; default 20. */
   defaultCount?: number;
+  /**
+   * The OAuth token endpoint this server trusts: advertised in the CapabilityStatement's SMART
+   * `oauth-uris` and, unless `smartConfiguration` is false, at `<base>/.well-known/smart-configuration`
+   * (both public), so a client can discover it. Without it the advertised URIs are fake.
+   */
+  tokenUrl?: string;
+  smartConfiguration?: boolean;
 }
 
 export interface RecordedRequest {
@@ -165,6 +172,8 @@ interface Faults {
 interface Reply {
   status: number;
   body?: Resource;
+  /** A plain JSON (not FHIR) answer, e.g. SMART discovery. */
+  json?: Record<string, unknown>;
   headers?: Record<string, string>;
 }
 
@@ -349,9 +358,13 @@ export async function startFhirServer(opts: FhirServerOptions = {}): Promise<Fhi
       return { status: 404, body: outcome("error", "not-found", `Not a FHIR endpoint: ${url.pathname}`) };
     }
     const rel = url.pathname.slice(basePath.length).replace(/^\/+|\/+$/g, "");
+    if (method === "GET" && rel === ".well-known/smart-configuration") {
+      if (!opts.tokenUrl || opts.smartConfiguration === false) return { status: 404, body: outcome("error", "not-found", "No SMART configuration") };
+      return { status: 200, json: { token_endpoint: opts.tokenUrl, grant_types_supported: ["client_credentials"], token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post", "private_key_jwt"] } };
+    }
     const denied = await checkAccess(method, rel, req.headers);
     if (denied) return denied;
-    if (method === "GET" && rel === "metadata") return { status: 200, body: capabilityStatement(base, origin) };
+    if (method === "GET" && rel === "metadata") return { status: 200, body: capabilityStatement(base, opts.tokenUrl ?? `${origin}/fake-auth/token`, origin) };
     if (!METHODS.has(method)) return { status: 405, body: outcome("error", "not-supported", `Method ${method}`) };
 
     const segments = rel.split("/");
@@ -444,6 +457,11 @@ export async function startFhirServer(opts: FhirServerOptions = {}): Promise<Fhi
       reply = await dispatch(req, bodyText, url);
     } catch (err) {
       reply = { status: 500, body: normalizeOperationOutcome(err) };
+    }
+    if (reply.json) {
+      res.writeHead(reply.status, { "content-type": "application/json" });
+      res.end(JSON.stringify(reply.json));
+      return;
     }
     const text = reply.body === undefined ? "" : xml ? toXml(reply.body) : JSON.stringify(reply.body, null, pretty ? 2 : 0);
     const headers: Record<string, string> = { ...reply.headers };
@@ -549,7 +567,7 @@ export function demoObservations(patients: Patient[], perPatient = 2): Observati
 }
 
 /** A small valid R4 CapabilityStatement; the OAuth URIs are fake, the proxy replaces them. */
-function capabilityStatement(base: string, origin: string): CapabilityStatement {
+function capabilityStatement(base: string, tokenUrl: string, origin: string): CapabilityStatement {
   const types = ["Patient", "Observation", "Encounter", "Condition", "Practitioner", "Organization", "MedicationRequest"] as const;
   return {
     resourceType: "CapabilityStatement",
@@ -574,7 +592,7 @@ function capabilityStatement(base: string, origin: string): CapabilityStatement 
             {
               url: "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
               extension: [
-                { url: "token", valueUri: `${origin}/fake-auth/token` },
+                { url: "token", valueUri: tokenUrl },
                 { url: "authorize", valueUri: `${origin}/fake-auth/authorize` },
               ],
             },

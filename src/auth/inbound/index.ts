@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import { ConfigurationError } from "../../errors.ts";
 import type { EdgeHonoEnv } from "../../context.ts";
 import { apiKeyAuth } from "./api-key.ts";
+import { jwtAuth } from "./jwt.ts";
 
 const byConfig = new WeakMap<object, MiddlewareHandler<EdgeHonoEnv>>();
 
@@ -28,7 +29,8 @@ export const inboundAuth = (): MiddlewareHandler<EdgeHonoEnv> => async (c, next)
         handler = apiKeyAuth(inbound.keys);
         break;
       case "jwt":
-        throw new ConfigurationError("auth-not-available", "PROXY_AUTH=jwt is not available in this build");
+        handler = jwtAuth(inbound);
+        break;
     }
     byConfig.set(inbound, handler);
   }
