@@ -18,9 +18,20 @@ export interface EdgeConfig {
   /** The edge's public base without a trailing slash, when `PUBLIC_URL` is set. */
   publicUrl: string | undefined;
   allowInsecureHttp: boolean;
+  aggregate: AggregateSettings;
   /** Every problem found, edge-wide ones and per-source ones. */
   issues: ConfigIssue[];
 }
+
+/** `GET /aggregate/...` and `POST /aggregate`. */
+export interface AggregateSettings {
+  /** `AGGREGATE_TIMEOUT` in milliseconds: the whole fan-out, retries included. */
+  timeoutMs: number;
+  /** `AGGREGATE_CURSOR_SECRET`, the HMAC key of paging cursors; undefined: a random key per isolate. */
+  cursorSecret: string | undefined;
+}
+
+export const DEFAULT_AGGREGATE_TIMEOUT_SECONDS = 10;
 
 const SOURCE_VAR_PREFIX = "FHIR_SOURCE_";
 
@@ -117,7 +128,20 @@ export function readEdgeConfig(env: Readonly<Record<string, unknown>>): EdgeConf
       issues.push({ subject: "PUBLIC_URL", code: "invalid-url", message: "PUBLIC_URL must be an absolute http(s) URL without query" });
     }
   }
-  return { sources, brokenSources, inbound, adminClients, publicUrl, allowInsecureHttp, issues };
+  const aggregate = readAggregateSettings(env, issues);
+  return { sources, brokenSources, inbound, adminClients, publicUrl, allowInsecureHttp, aggregate, issues };
+}
+
+function readAggregateSettings(env: Readonly<Record<string, unknown>>, issues: ConfigIssue[]): AggregateSettings {
+  let seconds = DEFAULT_AGGREGATE_TIMEOUT_SECONDS;
+  const raw = env.AGGREGATE_TIMEOUT;
+  if (raw !== undefined && raw !== "") {
+    const n = typeof raw === "number" ? raw : typeof raw === "string" ? Number(raw) : NaN;
+    if (Number.isFinite(n) && n > 0 && n <= 300) seconds = n;
+    else issues.push({ subject: "AGGREGATE_TIMEOUT", code: "invalid-value", message: "AGGREGATE_TIMEOUT must be a number of seconds above 0, at most 300" });
+  }
+  const secret = env.AGGREGATE_CURSOR_SECRET;
+  return { timeoutMs: Math.round(seconds * 1000), cursorSecret: typeof secret === "string" && secret !== "" ? secret : undefined };
 }
 
 function readInboundAuth(env: Readonly<Record<string, unknown>>, issues: ConfigIssue[]): InboundAuthConfig | undefined {

@@ -54,9 +54,8 @@ export interface OperationOutcomeIssue {
   expression?: string[];
 }
 
-export interface OperationOutcome {
+export interface OperationOutcome extends Resource {
   resourceType: "OperationOutcome";
-  id?: string;
   issue: OperationOutcomeIssue[];
 }
 
@@ -76,7 +75,8 @@ export interface BundleEntry {
   resource?: Resource;
   search?: { mode?: "match" | "include" | "outcome"; score?: number };
   request?: { method: string; url: string };
-  response?: { status: string; location?: string; etag?: string; outcome?: Resource };
+  response?: { status: string; location?: string; etag?: string; lastModified?: string; outcome?: Resource };
+  [key: string]: unknown;
 }
 
 export interface Bundle {
@@ -100,6 +100,7 @@ export interface CapabilityStatement extends Resource {
   resourceType: "CapabilityStatement";
   rest?: Array<{ mode: string; security?: CapabilityStatementRestSecurity; [key: string]: unknown }>;
   implementation?: { description?: string; url?: string };
+  software?: { name: string; version?: string };
 }
 
 export const FHIR_JSON = "application/fhir+json; charset=utf-8";

@@ -1,3 +1,4 @@
+import type { UpstreamCredentials } from "../auth/upstream/credentials.ts";
 import type { RetryPolicy } from "../config/types.ts";
 import { UpstreamTimeoutError, UpstreamUnavailableError } from "../errors.ts";
 import { retryDelay, backoffDelay } from "./retry.ts";
@@ -93,4 +94,18 @@ export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<Fo
     }
     return { response, attempts: n };
   }
+}
+
+/**
+ * {@link forward} with the source's credentials: an upstream 401 on a cached
+ * token drops that token and, when a fresh one can be had and the body can be
+ * sent again, sends the request exactly once more.
+ * @see ../../shared/design.md section 3 (a 401 on a cached token)
+ */
+export async function forwardAuthenticated(call: UpstreamCall, credentials: Pick<UpstreamCredentials, "invalidate">, deps: ForwardDeps): Promise<ForwardResult> {
+  const first = await forward(call, deps);
+  if (first.response.status !== 401 || call.body instanceof ReadableStream || !(await credentials.invalidate())) return first;
+  await first.response.body?.cancel();
+  const again = await forward({ ...call, retryable: false }, deps);
+  return { response: again.response, attempts: first.attempts + again.attempts };
 }

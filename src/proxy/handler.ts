@@ -4,7 +4,7 @@ import { credentialsFor } from "../auth/upstream/index.ts";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, MethodNotAllowedError, UpstreamUnavailableError } from "../errors.ts";
-import { forward, type ForwardDeps } from "./forward.ts";
+import { forwardAuthenticated, type ForwardDeps } from "./forward.ts";
 import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
 import { locateRequest } from "./locate.ts";
 import { isRetryable } from "./retry.ts";
@@ -80,13 +80,7 @@ export const proxyHandler =
       retry: source.retry,
       timeoutMs: source.timeoutMs,
     };
-    let { response, attempts } = await forward(call, deps);
-    if (response.status === 401 && !(body instanceof ReadableStream) && (await credentials.invalidate())) {
-      await response.body?.cancel();
-      const again = await forward({ ...call, retryable: false }, deps);
-      response = again.response;
-      attempts += again.attempts;
-    }
+    const { response, attempts } = await forwardAuthenticated(call, credentials, deps);
     c.set("logAttempts", attempts);
     if (response.status === 401) {
       await response.body?.cancel();

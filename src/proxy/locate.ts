@@ -27,3 +27,19 @@ export function locateRequest(c: Context, publicUrl: string | undefined, source:
   const edgeBase = publicUrl ? `${publicUrl}/${source}` : raw.slice(0, originEnd) + prefixPath;
   return { edgeBase, rest, search };
 }
+
+/**
+ * The edge's public root, without a trailing slash: `PUBLIC_URL` when set,
+ * else the request's origin plus the path the edge is mounted under, found by
+ * taking the route's own segments off the end of the matched route pattern.
+ * @param ownSegments how many path segments the route itself has (`/aggregate/:resourceType`: 2)
+ */
+export function edgeRoot(c: Context, publicUrl: string | undefined, ownSegments: number): string {
+  if (publicUrl) return publicUrl;
+  const raw = c.req.url;
+  const originEnd = raw.indexOf("/", raw.indexOf("//") + 2);
+  const q = raw.indexOf("?", originEnd);
+  const path = q === -1 ? raw.slice(originEnd) : raw.slice(originEnd, q);
+  const keep = routePath(c).split("/").length - ownSegments;
+  return raw.slice(0, originEnd) + path.split("/").slice(0, keep).join("/");
+}
