@@ -1,0 +1,139 @@
+import { err, ok, type Result } from "../result.ts";
+import type { SourcePosition } from "./merge.ts";
+
+/** What a `link[next]` of an aggregate carries: the whole search and where each source continues. */
+export interface CursorState {
+  resourceType: string;
+  /** The client it was issued to (`PROXY_API_KEYS` name or JWT `sub`): nobody else may use it. */
+  client: string;
+  count: number | null;
+  sort: string | null;
+  positions: SourcePosition[];
+}
+
+export type CursorProblem = "invalid" | "expired";
+
+/** Cursors expire after an hour: upstream paging links seldom live longer, and a cursor is a capability. */
+export const CURSOR_TTL_SECONDS = 3600;
+
+const VERSION = 1;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function base64url(bytes: Uint8Array): string {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+function fromBase64url(text: string): Uint8Array | undefined {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined;
+  try {
+    const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/") + "=".repeat((4 - (text.length % 4)) % 4));
+    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The payload as written: short keys, since it travels in every next link. */
+interface Payload {
+  v: number;
+  t: string;
+  c: string;
+  e: number;
+  n: number | null;
+  s: string | null;
+  p: Array<{ n: string; a: string | null; k: number; t?: number }>;
+}
+
+/**
+ * Signs a cursor: `base64url(JSON payload) "." base64url(HMAC-SHA256(key, payload part))`.
+ * The payload is signed, not encrypted: it holds the search the client sent
+ * and each source's position relative to its base (never an upstream host or
+ * a credential).
+ * @param now milliseconds since the epoch
+ * @see https://www.rfc-editor.org/rfc/rfc2104
+ */
+export async function signCursor(state: CursorState, key: CryptoKey, now: number, ttlSeconds = CURSOR_TTL_SECONDS): Promise<string> {
+  const payload: Payload = {
+    v: VERSION,
+    t: state.resourceType,
+    c: state.client,
+    e: Math.floor(now / 1000) + ttlSeconds,
+    n: state.count,
+    s: state.sort,
+    p: state.positions.map((p) => ({ n: p.source, a: p.at, k: p.skip, ...(p.total === undefined ? {} : { t: p.total }) })),
+  };
+  const body = base64url(encoder.encode(JSON.stringify(payload)));
+  const signature = new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(body)));
+  return `${body}.${base64url(signature)}`;
+}
+
+const isCount = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n >= 0;
+
+function readPayload(value: unknown): CursorState | undefined {
+  const p = value as Partial<Payload> | null;
+  if (p === null || typeof p !== "object" || p.v !== VERSION) return undefined;
+  if (typeof p.t !== "string" || typeof p.c !== "string" || !Array.isArray(p.p) || p.p.length === 0) return undefined;
+  if (!(p.n === null || isCount(p.n)) || !(p.s === null || typeof p.s === "string")) return undefined;
+  const positions: SourcePosition[] = [];
+  for (const item of p.p) {
+    if (item === null || typeof item !== "object" || typeof item.n !== "string" || !(item.a === null || typeof item.a === "string") || !isCount(item.k)) return undefined;
+    if (item.t !== undefined && !isCount(item.t)) return undefined;
+    positions.push({ source: item.n, at: item.a, skip: item.k, ...(item.t === undefined ? {} : { total: item.t }) });
+  }
+  return { resourceType: p.t, client: p.c, count: p.n ?? null, sort: p.s ?? null, positions };
+}
+
+/**
+ * Verifies a cursor's signature (in constant time, by `crypto.subtle.verify`)
+ * before reading anything in it, then its expiry. Who may use it is the
+ * caller's check (see the aggregate handler).
+ * @param now milliseconds since the epoch
+ */
+export async function readCursor(token: string, key: CryptoKey, now: number): Promise<Result<CursorState, CursorProblem>> {
+  const dot = token.indexOf(".");
+  if (dot <= 0 || token.length > 16_384) return err("invalid");
+  const body = token.slice(0, dot);
+  const signature = fromBase64url(token.slice(dot + 1));
+  if (!signature || signature.length !== 32) return err("invalid");
+  if (!(await crypto.subtle.verify("HMAC", key, signature, encoder.encode(body)))) return err("invalid");
+  const bytes = fromBase64url(body);
+  if (!bytes) return err("invalid");
+  let state: CursorState | undefined;
+  let expires: unknown;
+  try {
+    const parsed = JSON.parse(decoder.decode(bytes)) as { e?: unknown };
+    expires = parsed.e;
+    state = readPayload(parsed);
+  } catch {
+    return err("invalid");
+  }
+  if (!state || typeof expires !== "number") return err("invalid");
+  if (expires * 1000 <= now) return err("expired");
+  return ok(state);
+}
+
+const keys = new Map<string, Promise<CryptoKey>>();
+let isolateKey: Promise<CryptoKey> | undefined;
+
+/**
+ * The HMAC-SHA256 key of cursors: from `AGGREGATE_CURSOR_SECRET` (its UTF-8
+ * bytes), imported once per isolate; without it, a random key made once per
+ * isolate, so cursors then only work on the isolate that issued them.
+ */
+export function cursorKey(secret: string | undefined): Promise<CryptoKey> {
+  const usage = ["sign", "verify"];
+  if (secret === undefined) {
+    isolateKey ??= crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, usage) as Promise<CryptoKey>;
+    return isolateKey;
+  }
+  let key = keys.get(secret);
+  if (!key) {
+    if (keys.size > 8) keys.clear();
+    key = crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, usage);
+    keys.set(secret, key);
+  }
+  return key;
+}
