@@ -12,6 +12,7 @@ import { createUrlRewriter, type UrlRewriter } from "./rewrite-urls.ts";
 import { routeShape } from "./route-shape.ts";
 import { requireSource } from "./sources.ts";
 import { upstreamTarget } from "./target.ts";
+import type { Transformer } from "../transform/transforms.ts";
 
 export const PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const;
 const PROXIED: ReadonlySet<string> = new Set(PROXIED_METHODS);
@@ -36,11 +37,14 @@ function isText(contentType: string | null): boolean {
 
 /**
  * `/:source/*`: forwards one FHIR interaction to the source and returns its
- * answer through the edge.
+ * answer through the edge. With transform handlers, a JSON body that may hold
+ * a resource of a transformed type is parsed and changed; a single resource
+ * is only buffered when its own type has a handler, so every other body
+ * still streams.
  * @see ../../shared/design.md section 3, `/:source/*`
  */
 export const proxyHandler =
-  (deps: ForwardDeps, authorize: RequestAuthorizer) =>
+  (deps: ForwardDeps, authorize: RequestAuthorizer, transformer?: Transformer) =>
   async (c: Context<EdgeHonoEnv>): Promise<Response> => {
     const config = c.get("config");
     const name = c.req.param("source") ?? "";
@@ -90,14 +94,19 @@ export const proxyHandler =
     const rewriter = rewriterFor(source, located.edgeBase);
     const secrets = credentials.secrets();
     const contentType = response.headers.get("Content-Type");
-    const rewriteBody =
-      response.body !== null && method !== "HEAD" && isText(contentType) && (source.rewriteBodies === "all" || !route.singleResource);
-    if (!rewriteBody) {
+    const answered = response.body !== null && method !== "HEAD";
+    const rewriteBody = answered && isText(contentType) && (source.rewriteBodies === "all" || !route.singleResource);
+    const transform =
+      transformer && answered && contentType?.includes("json") && route.interaction !== "delete" && (!route.singleResource || transformer.has(route.resourceType))
+        ? transformer
+        : undefined;
+    if (!rewriteBody && !transform) {
       const headers = clientResponseHeaders(response.headers, rewriter.rewriteHeader, secrets, requestId, false);
       return new Response(response.body, { status: response.status, headers });
     }
-    const text = await response.text();
-    const rewritten = rewriter.rewriteText(text);
+    let text = await response.text();
+    if (rewriteBody) text = rewriter.rewriteText(text);
+    if (transform) text = await transform.applyToText(text, { source: source.name, requestId, env: c.env });
     const headers = clientResponseHeaders(response.headers, rewriter.rewriteHeader, secrets, requestId, true);
-    return new Response(rewritten, { status: response.status, headers });
+    return new Response(text, { status: response.status, headers });
   };
