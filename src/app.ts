@@ -1,28 +1,57 @@
 import { Hono } from "hono";
 import { requireAdmin } from "./admin/require-admin.ts";
 import { statusHandler } from "./admin/status.ts";
+import { aggregateBatchHandler } from "./aggregate/batch-handler.ts";
+import type { AggregateHandler, AggregateHandlers } from "./aggregate/custom.ts";
+import { aggregateSearchHandler, type AggregateRouteOptions } from "./aggregate/search-handler.ts";
 import { smartScopes } from "./auth/inbound/authorize.ts";
 import { inboundAuth } from "./auth/inbound/index.ts";
 import { jwksHandler } from "./auth/upstream/jwks-route.ts";
 import type { EdgeHonoEnv } from "./context.ts";
 import { NotFoundError, renderError } from "./errors.ts";
+import { edgeMetadataHandler } from "./metadata/handler.ts";
 import { sourceMetadataHandler, smartConfigurationHandler } from "./proxy/discovery.ts";
 import { defaultDeps, type ForwardDeps } from "./proxy/forward.ts";
 import { proxyHandler } from "./proxy/handler.ts";
 import { requestContext } from "./request-context.ts";
+import { compileTransforms, type TransformHandlers } from "./transform/transforms.ts";
 
 export interface EdgeOptions {
   /** The I/O used for upstream calls: override in tests, or to instrument fetch. */
   deps?: Partial<ForwardDeps>;
+  /**
+   * Transform handlers by resource type: each gets every resource of its type
+   * coming back from a source (a read, a search's entries, an aggregate's
+   * entries, a batch's) and returns the resource to send on.
+   */
+  transforms?: TransformHandlers;
+  /** Custom aggregate handlers by resource type: each replaces the built-in merge of `GET /aggregate/<Type>`. */
+  aggregates?: AggregateHandlers;
+}
+
+const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
+
+function compileAggregates(handlers: AggregateHandlers | undefined): Map<string, AggregateHandler> {
+  const byType = new Map<string, AggregateHandler>();
+  for (const [type, handler] of Object.entries(handlers ?? {})) {
+    if (!RESOURCE_TYPE.test(type)) throw new TypeError(`aggregates: ${JSON.stringify(type)} is not a FHIR resource type`);
+    if (typeof handler !== "function") throw new TypeError(`aggregates.${type} must be a function`);
+    byType.set(type, handler);
+  }
+  return byType;
 }
 
 /**
  * Builds the fhir-edge hono app. Read top to bottom, this is where every
  * request goes; the deployable Worker is this factory with its defaults.
- * @see ../shared/design.md section 3
+ * Mount it in an app of your own with `parent.route("/fhir", createEdge())`:
+ * every URL the edge writes keeps the mount path.
+ * @see ../shared/design.md sections 3 and 4
  */
 export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   const deps: ForwardDeps = { ...defaultDeps, ...options.deps };
+  const transformer = compileTransforms(options.transforms);
+  const aggregate: AggregateRouteOptions = { deps, authorize: smartScopes, transformer, custom: compileAggregates(options.aggregates) };
   const app = new Hono<EdgeHonoEnv>();
 
   app.use("*", requestContext());
@@ -34,16 +63,21 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   });
   app.notFound((c) => renderError(new NotFoundError("route-not-found", "No such route on this edge"), c.get("requestId")));
 
-  // Operations (admin clients only) and the edge's own public keys (public).
-  app.get("/status", inboundAuth(), requireAdmin(), statusHandler);
+  // Operations (admin clients only); the edge's own statement and public keys (public).
+  app.get("/status", inboundAuth(), requireAdmin(), statusHandler(deps));
+  app.get("/metadata", edgeMetadataHandler(deps.now));
   app.get("/.well-known/jwks.json", jwksHandler);
+
+  // One search across sources (GET), and a batch whose entries name their sources (POST).
+  app.all("/aggregate/:resourceType", inboundAuth(), aggregateSearchHandler(aggregate));
+  app.all("/aggregate", inboundAuth(), aggregateBatchHandler(aggregate));
 
   // Discovery per source: public, and describing the edge's security.
   app.get("/:source/metadata", sourceMetadataHandler(deps));
   app.get("/:source/.well-known/smart-configuration", smartConfigurationHandler);
 
   // Any FHIR interaction, proxied.
-  const proxy = proxyHandler(deps, smartScopes);
+  const proxy = proxyHandler(deps, smartScopes, transformer);
   app.all("/:source", inboundAuth(), proxy);
   app.all("/:source/*", inboundAuth(), proxy);
   return app;

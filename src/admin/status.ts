@@ -1,6 +1,9 @@
 import type { Context } from "hono";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeHonoEnv } from "../context.ts";
+import { mapLimit, MAX_OPEN_CONNECTIONS } from "../aggregate/limit.ts";
+import type { ForwardDeps } from "../proxy/forward.ts";
+import { reachability } from "./reachability.ts";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -19,19 +22,24 @@ async function tokenState(c: Context<EdgeHonoEnv>, source: SourceConfig) {
 /**
  * `GET /status`: every source, misconfigured ones included, with its
  * configuration state and what is wrong (never a value), its auth kind and
- * token expiry (never the token), and every edge-wide configuration problem.
+ * token expiry (never the token), its last reachability check (a `metadata`
+ * probe, cached for a minute per isolate), and every edge-wide configuration
+ * problem.
  * @see ../../shared/design.md section 3, "Operations and discovery"
  */
-export const statusHandler = async (c: Context<EdgeHonoEnv>): Promise<Response> => {
+export const statusHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEnv>): Promise<Response> => {
   c.set("logRoute", "status");
   const config = c.get("config");
   const tokenCacheKey = typeof c.env.TOKEN_CACHE_KEY === "string" && c.env.TOKEN_CACHE_KEY !== "";
+  const configured = [...config.sources.values()];
+  const reached = await mapLimit(configured, MAX_OPEN_CONNECTIONS, (s) => reachability(s, deps, c.get("requestId")));
   const ok = await Promise.all(
-    [...config.sources.values()].map(async (s) => ({
+    configured.map(async (s, i) => ({
       name: s.name,
       state: "ok" as const,
       url: s.baseUrl,
       auth: s.auth.kind,
+      reachability: reached[i],
       ...(s.auth.kind === "client-credentials" || s.auth.kind === "jwt-assertion"
         ? {
             tokenCache: tokenCacheKey ? "memory, coordinator and KV (AES-GCM)" : "memory and coordinator only: TOKEN_CACHE_KEY is not set, tokens are not written to KV",
@@ -55,6 +63,12 @@ export const statusHandler = async (c: Context<EdgeHonoEnv>): Promise<Response> 
     auth: config.inbound?.mode ?? "misconfigured",
     publicUrl: config.publicUrl ?? null,
     sources,
+    aggregate: {
+      timeoutSeconds: config.aggregate.timeoutMs / 1000,
+      cursorKey: config.aggregate.cursorSecret
+        ? "AGGREGATE_CURSOR_SECRET"
+        : "per isolate: AGGREGATE_CURSOR_SECRET is not set, so an aggregate's next link only works on the isolate that made it",
+    },
     configurationErrors: config.issues.map(({ subject, field, code, message }) => ({ subject, field, code, message })),
   });
 };

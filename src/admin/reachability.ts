@@ -1,0 +1,68 @@
+import type { SourceConfig } from "../config/types.ts";
+import { EdgeError } from "../errors.ts";
+import { forward, type ForwardDeps } from "../proxy/forward.ts";
+import { upstreamRequestHeaders } from "../proxy/headers.ts";
+
+/** The last reachability check of a source, as `/status` shows it. */
+export interface Reachability {
+  /** The source answered HTTP at all (any status: a 401 or 503 is an answer). */
+  reachable: boolean;
+  /** Its status for `GET <base>/metadata`. */
+  status?: number;
+  /** The stable error code when it did not answer (`upstream-timeout`, `upstream-unreachable`). */
+  error?: string;
+  ms: number;
+  checkedAt: string;
+}
+
+/** A check is reused for a minute per isolate, so `/status` never hammers a source. */
+export const REACHABILITY_TTL_MS = 60_000;
+/** A probe waits at most this long (or the source's `timeout`, if shorter). */
+const PROBE_TIMEOUT_MS = 5_000;
+
+const checks = new Map<string, { at: number; result: Promise<Reachability> }>();
+
+/**
+ * A cheap probe: one `GET <base>/metadata`, no retry, with the source's extra
+ * headers but no credentials (metadata is public in FHIR, and a probe must
+ * not fetch tokens); any HTTP answer counts as reachable.
+ */
+async function probe(source: SourceConfig, deps: ForwardDeps, requestId: string): Promise<Reachability> {
+  const started = deps.now();
+  const checkedAt = new Date(started).toISOString();
+  try {
+    const { response } = await forward(
+      {
+        sourceName: source.name,
+        method: "GET",
+        url: `${source.baseUrl}/metadata`,
+        headers: async () => upstreamRequestHeaders(new Headers({ Accept: "application/fhir+json" }), source.headers, undefined, requestId),
+        body: null,
+        retryable: false,
+        retry: source.retry,
+        timeoutMs: Math.min(source.timeoutMs, PROBE_TIMEOUT_MS),
+      },
+      deps,
+    );
+    await response.body?.cancel();
+    return { reachable: true, status: response.status, ms: deps.now() - started, checkedAt };
+  } catch (error) {
+    return { reachable: false, error: error instanceof EdgeError ? error.code : "upstream-unreachable", ms: deps.now() - started, checkedAt };
+  }
+}
+
+/**
+ * The source's last reachability check, probing again when the cached one
+ * (per isolate, per source and base URL) is older than {@link REACHABILITY_TTL_MS}.
+ * Concurrent callers share one probe.
+ */
+export function reachability(source: SourceConfig, deps: ForwardDeps, requestId: string): Promise<Reachability> {
+  const key = `${source.name} ${source.baseUrl}`;
+  const now = deps.now();
+  const cached = checks.get(key);
+  if (cached && now - cached.at < REACHABILITY_TTL_MS) return cached.result;
+  if (checks.size > 256) checks.clear();
+  const result = probe(source, deps, requestId);
+  checks.set(key, { at: now, result });
+  return result;
+}

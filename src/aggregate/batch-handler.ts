@@ -1,0 +1,104 @@
+import type { Context } from "hono";
+import type { EdgeHonoEnv } from "../context.ts";
+import { EdgeError, InvalidRequestError, MethodNotAllowedError, outcomeOf, statusOf, UpstreamErrorStatusError } from "../errors.ts";
+import type { Bundle, BundleEntry, Resource } from "../fhir/types.ts";
+import type { ForwardDeps } from "../proxy/forward.ts";
+import { rewriterFor } from "../proxy/handler.ts";
+import { edgeRoot } from "../proxy/locate.ts";
+import { routeShape } from "../proxy/route-shape.ts";
+import { requireSource } from "../proxy/sources.ts";
+import { upstreamTarget } from "../proxy/target.ts";
+import { readBatch, readBatchEntry } from "./batch.ts";
+import { aggregateTimeout, fanOut, getFromSource, type FanOutContext } from "./fan-out.ts";
+import { edgeFullUrl } from "./bundle.ts";
+import { upstreamIssues } from "./page.ts";
+import { fhirJson, type AggregateRouteOptions } from "./search-handler.ts";
+
+/** An entry-level failure: the status and the OperationOutcome, the batch goes on. */
+function failedEntry(error: unknown, requestId: string): BundleEntry {
+  return { response: { status: String(statusOf(error)), outcome: outcomeOf(error, requestId) } };
+}
+
+/** Runs one GET entry at its source; never rejects. */
+async function runEntry(c: Context<EdgeHonoEnv>, options: AggregateRouteOptions, entry: unknown, root: string, ctx: FanOutContext, deps: ForwardDeps): Promise<BundleEntry> {
+  try {
+    const read = readBatchEntry(entry, root);
+    if (!read.ok) {
+      throw read.error.status === 405 ? new MethodNotAllowedError(String((entry as { request?: { method?: unknown } }).request?.method ?? ""), ["GET"]) : new InvalidRequestError(read.error.code, read.error.message);
+    }
+    const { source: name, rest, search } = read.value;
+    const source = requireSource(c.get("config"), name);
+    const target = upstreamTarget(source, rest, search);
+    if (!target.ok) throw new InvalidRequestError("unsafe-path", `The path is not allowed (${target.error}): it must stay under the source's FHIR base`);
+    const route = routeShape("GET", target.value.segments);
+    await options.authorize(c, { method: "GET", route, segments: target.value.segments, search, readBody: async () => new ArrayBuffer(0) });
+
+    const answer = await getFromSource(source, target.value.url, ctx, deps);
+    const rewriter = rewriterFor(source, `${root}/${source.name}`);
+    if (answer.status < 200 || answer.status > 299) {
+      const upstream = new UpstreamErrorStatusError(source.name, answer.status, upstreamIssues(answer.text));
+      return { response: { status: String(answer.status), outcome: outcomeOf(upstream, ctx.requestId) } };
+    }
+    let resource: Resource;
+    try {
+      resource = JSON.parse(rewriter.rewriteText(answer.text)) as Resource;
+    } catch {
+      throw new EdgeError(502, "transient", "upstream-malformed", `Source ${source.name}'s answer is not JSON`);
+    }
+    if (options.transformer) resource = await options.transformer.apply(resource, { source: source.name, requestId: ctx.requestId, env: c.env });
+    const etag = answer.headers.get("ETag");
+    const lastModified = answer.headers.get("Last-Modified");
+    const location = answer.headers.get("Content-Location");
+    const fullUrl = resource.resourceType !== "Bundle" ? edgeFullUrl(root, source.name, { resource }) : undefined;
+    return {
+      ...(fullUrl ? { fullUrl } : {}),
+      resource,
+      response: {
+        status: String(answer.status),
+        ...(location ? { location: rewriter.rewriteHeader(location) } : {}),
+        ...(etag ? { etag } : {}),
+        ...(lastModified ? { lastModified: new Date(lastModified).toISOString() } : {}),
+      },
+    };
+  } catch (error) {
+    return failedEntry(error, ctx.requestId);
+  }
+}
+
+/**
+ * `POST /aggregate`: a FHIR batch whose entries each name their source
+ * (`<source>/Patient?...`), run in parallel (six at most at once, within
+ * `AGGREGATE_TIMEOUT`) and answered as a `batch-response` in the same order.
+ * A bad, forbidden or failed entry gets its own status and OperationOutcome.
+ * @see https://hl7.org/fhir/R4/http.html#transaction-response
+ */
+export const aggregateBatchHandler =
+  (options: AggregateRouteOptions) =>
+  async (c: Context<EdgeHonoEnv>): Promise<Response> => {
+    c.set("logRoute", "aggregate");
+    if (c.req.method !== "POST") throw new MethodNotAllowedError(c.req.method, ["POST"]);
+    const config = c.get("config");
+    const requestId = c.get("requestId");
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      throw new InvalidRequestError("batch-invalid", "POST /aggregate takes a FHIR batch Bundle as JSON");
+    }
+    const batch = readBatch(body);
+    if (!batch.ok) throw new InvalidRequestError(batch.error.code, batch.error.message);
+    const root = edgeRoot(c, config.publicUrl, 1);
+    const ctx: FanOutContext = { deps: options.deps, env: c.env, requestId, clientHeaders: c.req.raw.headers, timeoutMs: config.aggregate.timeoutMs };
+    const entries = await fanOut(
+      batch.value,
+      config.aggregate.timeoutMs,
+      options.deps,
+      (entry, bound) => runEntry(c, options, entry, root, ctx, bound),
+      (entry) => {
+        const read = readBatchEntry(entry, root);
+        return failedEntry(aggregateTimeout(read.ok ? read.value.source : "?", config.aggregate.timeoutMs), requestId);
+      },
+    );
+    const response: Bundle = { resourceType: "Bundle", id: crypto.randomUUID(), type: "batch-response", entry: entries };
+    return fhirJson(response);
+  };

@@ -1,0 +1,219 @@
+import type { Context } from "hono";
+import type { RequestAuthorizer } from "../auth/inbound/authorize.ts";
+import type { EdgeConfig } from "../config/edge-config.ts";
+import type { EdgeHonoEnv } from "../context.ts";
+import {
+  CursorRejectedError,
+  InvalidRequestError,
+  MethodNotAllowedError,
+  NoSourceAnsweredError,
+  NotAcceptableError,
+  outcomeOf,
+  type CursorRejection,
+} from "../errors.ts";
+import { FHIR_JSON, type Bundle, type Resource } from "../fhir/types.ts";
+import type { ForwardDeps } from "../proxy/forward.ts";
+import { edgeRoot } from "../proxy/locate.ts";
+import { routeShape } from "../proxy/route-shape.ts";
+import type { Transformer } from "../transform/transforms.ts";
+import { buildSearchset } from "./bundle.ts";
+import { cursorKey, readCursor, signCursor, type CursorState } from "./cursor.ts";
+import { aggregateContext, type AggregateHandler } from "./custom.ts";
+import { aggregateTimeout, fanOut, type FanOutContext } from "./fan-out.ts";
+import { mergeRound, type SourceRound } from "./merge.ts";
+import { readAggregateQuery, type AggregateSearch } from "./query.ts";
+import { fetchSourceBundle, fetchSourcePage, positionUrl, type PageOutcome } from "./source-page.ts";
+import { parseSort } from "./sort.ts";
+import { selectSources, sourcesFor } from "./sources.ts";
+
+export interface AggregateRouteOptions {
+  deps: ForwardDeps;
+  authorize: RequestAuthorizer;
+  transformer: Transformer | undefined;
+  /** Custom aggregate handlers by resource type. */
+  custom: ReadonlyMap<string, AggregateHandler>;
+}
+
+const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
+
+/** The raw query of the request, with its `?`, or `""`. */
+export function rawQuery(url: string): string {
+  const q = url.indexOf("?");
+  return q === -1 ? "" : url.slice(q);
+}
+
+/** JWT clients need `s` on the type (the proxy's own scope rules); nothing goes upstream otherwise. */
+export async function authorizeSearch(c: Context<EdgeHonoEnv>, authorize: RequestAuthorizer, resourceType: string): Promise<void> {
+  await authorize(c, { method: "GET", route: routeShape("GET", [resourceType]), segments: [resourceType], search: "", readBody: async () => new ArrayBuffer(0) });
+}
+
+function reject(reason: CursorRejection): never {
+  const messages: Record<CursorRejection, string> = {
+    invalid: "The _cursor is not one this edge issued, or it was altered",
+    expired: "The _cursor has expired: run the aggregate search again",
+    foreign: "The _cursor was issued for another client, another resource type, or a source this client may not use",
+  };
+  throw new CursorRejectedError(reason, messages[reason]);
+}
+
+/** The cursor's state, once its signature, expiry and owner check out; throws 400 otherwise, before anything is fetched. */
+async function stateFromCursor(token: string, c: Context<EdgeHonoEnv>, resourceType: string, now: number): Promise<CursorState> {
+  const config = c.get("config");
+  const read = await readCursor(token, await cursorKey(config.aggregate.cursorSecret), now);
+  if (!read.ok) reject(read.error);
+  const state = read.value;
+  const allowed = sourcesFor(config, c.get("client"));
+  if (state.client !== c.get("client").name || state.resourceType !== resourceType || state.positions.some((p) => !allowed.includes(p.source))) {
+    reject("foreign");
+  }
+  return state;
+}
+
+function newState(c: Context<EdgeHonoEnv>, resourceType: string, search: AggregateSearch, sources: string[]): CursorState {
+  return {
+    resourceType,
+    client: c.get("client").name,
+    count: search.count,
+    sort: search.sort,
+    positions: sources.map((source) => ({ source, at: `/${resourceType}${search.search}`, skip: 0 })),
+  };
+}
+
+/** Every position's upstream URL, checked before any fetch: one that could leave its source's base refuses the cursor. */
+function positionUrls(config: EdgeConfig, state: CursorState, fromCursor: boolean): Array<string | undefined> {
+  return state.positions.map((p) => {
+    if (p.at === null) return undefined;
+    const url = positionUrl(config, p.source, p.at);
+    if (url === undefined && fromCursor && config.sources.has(p.source)) reject("invalid");
+    return url;
+  });
+}
+
+/**
+ * `GET /aggregate/:resourceType`: one search on several sources, in
+ * parallel, merged into one searchset page with `link[next]` carrying a
+ * signed cursor; or, for a type with a custom aggregate handler, that handler.
+ * @see ../../../shared/design.md section 3, `GET /aggregate/:resourceType`
+ */
+export const aggregateSearchHandler =
+  (options: AggregateRouteOptions) =>
+  async (c: Context<EdgeHonoEnv>): Promise<Response> => {
+    const { deps } = options;
+    const config = c.get("config");
+    const requestId = c.get("requestId");
+    if (c.req.method !== "GET" && c.req.method !== "HEAD") throw new MethodNotAllowedError(c.req.method, ["GET", "HEAD"]);
+    const resourceType = c.req.param("resourceType") ?? "";
+    if (!RESOURCE_TYPE.test(resourceType)) {
+      throw new InvalidRequestError("invalid-resource-type", "The aggregate path is /aggregate/<ResourceType>, e.g. /aggregate/Patient");
+    }
+    c.set("logRoute", `aggregate/${resourceType}`);
+    const query = readAggregateQuery(rawQuery(c.req.url));
+    if (!query.ok) {
+      if (query.error.reason === "format-not-supported") throw new NotAcceptableError("format-not-supported", query.error.message);
+      throw new InvalidRequestError(query.error.reason, query.error.message);
+    }
+    await authorizeSearch(c, options.authorize, resourceType);
+    const root = edgeRoot(c, config.publicUrl, 2);
+    const ctx: FanOutContext = { deps, env: c.env, requestId, clientHeaders: c.req.raw.headers, timeoutMs: config.aggregate.timeoutMs };
+
+    let state: CursorState;
+    if (query.value.kind === "cursor") {
+      state = await stateFromCursor(query.value.cursor, c, resourceType, deps.now());
+    } else {
+      const search = query.value.search;
+      const selected = selectSources(sourcesFor(config, c.get("client")), search.sources);
+      if (!selected.ok) throw new InvalidRequestError("unknown-source", `sources names ${JSON.stringify(selected.error.slice(0, 64))}, which is not a source of this edge`);
+      if (selected.value.length === 0) throw new InvalidRequestError("no-sources", "This edge has no sources to aggregate");
+      const custom = options.custom.get(resourceType);
+      if (custom) return runCustom(c, options, custom, resourceType, search, selected.value, root, ctx);
+      state = newState(c, resourceType, search, selected.value);
+    }
+    c.set("logSource", state.positions.map((p) => p.source).join(","));
+
+    const urls = positionUrls(config, state, query.value.kind === "cursor");
+    const asked = state.positions.map((p, i) => ({ index: i, source: p.source, url: urls[i] })).filter((_, i) => state.positions[i]!.at !== null);
+    const results = await fanOut(
+      asked,
+      config.aggregate.timeoutMs,
+      deps,
+      (item, bound) => fetchSourcePage(config, item.source, item.url, root, ctx, bound),
+      (item): PageOutcome => ({ ok: false, error: aggregateTimeout(item.source, config.aggregate.timeoutMs), attempts: 0 }),
+    );
+    c.set("logAttempts", results.reduce((n, r) => n + r.attempts, 0));
+
+    const byIndex = new Map(asked.map((item, k) => [item.index, results[k]!]));
+    const failures = asked.flatMap((item, k) => (results[k]!.ok ? [] : [{ source: item.source, error: (results[k] as { error: unknown }).error }]));
+    if (asked.length > 0 && failures.length === asked.length) throw new NoSourceAnsweredError(failures, requestId);
+
+    const rounds: SourceRound[] = state.positions.map((position, i) => {
+      const result = byIndex.get(i);
+      return result?.ok ? { position, page: result.page } : { position };
+    });
+    const merged = mergeRound(rounds, { count: state.count, sort: parseSort(state.sort) });
+    const warnings = asked.flatMap((_, k) => {
+      const r = results[k]!;
+      return r.ok && r.warning ? [r.warning] : [];
+    });
+    const positions = merged.positions;
+
+    if (options.transformer) {
+      const transformer = options.transformer;
+      await Promise.all(
+        merged.entries.map(async (m) => {
+          if (m.entry.resource) m.entry.resource = await transformer.apply(m.entry.resource as Resource, { source: m.source, requestId, env: c.env });
+        }),
+      );
+    }
+
+    let nextUrl: string | undefined;
+    if (state.count !== 0 && positions.some((p) => p.at !== null)) {
+      const key = await cursorKey(config.aggregate.cursorSecret);
+      const token = await signCursor({ ...state, positions }, key, deps.now());
+      nextUrl = `${root}/aggregate/${resourceType}?_cursor=${token}`;
+    }
+    const bundle = buildSearchset({
+      id: crypto.randomUUID(),
+      edgeRoot: root,
+      selfUrl: `${root}/aggregate/${resourceType}${rawQuery(c.req.url)}`,
+      ...(nextUrl ? { nextUrl } : {}),
+      ...(merged.total === undefined ? {} : { total: merged.total }),
+      entries: merged.entries,
+      outcomes: [...failures.map((f) => outcomeOf(f.error, requestId)), ...warnings.map((w) => outcomeOf(w, requestId))],
+      lastUpdated: new Date(deps.now()).toISOString(),
+    });
+    return fhirJson(bundle);
+  };
+
+export function fhirJson(body: Bundle | Resource, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": FHIR_JSON } });
+}
+
+async function runCustom(
+  c: Context<EdgeHonoEnv>,
+  options: AggregateRouteOptions,
+  handler: AggregateHandler,
+  resourceType: string,
+  search: AggregateSearch,
+  sources: string[],
+  root: string,
+  ctx: FanOutContext,
+): Promise<Response> {
+  const config = c.get("config");
+  c.set("logSource", sources.join(","));
+  const context = aggregateContext(
+    { resourceType, sources, params: new URLSearchParams(search.search), client: c.get("client"), requestId: ctx.requestId, env: c.env },
+    {
+      searchOne: async (source, type, query) => {
+        if (!RESOURCE_TYPE.test(type)) throw new InvalidRequestError("invalid-resource-type", `${JSON.stringify(type.slice(0, 64))} is not a resource type`);
+        if (type !== resourceType) await authorizeSearch(c, options.authorize, type);
+        const url = positionUrl(config, source, `/${type}${query}`);
+        const bundle = await fetchSourceBundle(config, source, url, root, ctx, options.deps);
+        return options.transformer ? ((await options.transformer.apply(bundle, { source, requestId: ctx.requestId, env: c.env })) as Bundle) : bundle;
+      },
+      fanOut: (items, run, timeout) => fanOut(items, config.aggregate.timeoutMs, options.deps, (item) => run(item), timeout),
+      timeoutError: (source) => aggregateTimeout(source, config.aggregate.timeoutMs),
+    },
+  );
+  const answer = await handler(context);
+  return answer instanceof Response ? answer : fhirJson(answer);
+}

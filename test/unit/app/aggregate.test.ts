@@ -1,0 +1,153 @@
+import { describe, expect, it } from "vitest";
+import { createEdge } from "../../../src/app.ts";
+import type { ForwardDeps } from "../../../src/proxy/forward.ts";
+
+/**
+ * The aggregate routes with stand-in upstreams, for what a real server cannot
+ * show: how many connections are open at once, the overall deadline, clocks.
+ * The contract's behaviour against real FHIR servers is in
+ * test/integration/aggregate.test.ts.
+ */
+const KEY = { "X-Api-Key": "app-key-1" };
+const ADMIN = { "X-Api-Key": "ops-key-2" };
+
+function env(sources: string[], extra: Record<string, unknown> = {}) {
+  const vars: Record<string, unknown> = { PROXY_API_KEYS: "app:app-key-1,ops:ops-key-2", PROXY_ADMIN_CLIENTS: "ops", ...extra };
+  for (const s of sources) vars[`FHIR_SOURCE_${s.toUpperCase()}`] = `fhir://${s}.example/fhir?max_attempts=1`;
+  return vars;
+}
+
+const searchset = (host: string, ids: string[]) =>
+  new Response(
+    JSON.stringify({
+      resourceType: "Bundle",
+      type: "searchset",
+      total: ids.length,
+      entry: ids.map((id) => ({ fullUrl: `https://${host}/fhir/Patient/${id}`, resource: { resourceType: "Patient", id }, search: { mode: "match" } })),
+    }),
+    { headers: { "Content-Type": "application/fhir+json" } },
+  );
+
+function edge(fetch: ForwardDeps["fetch"], extra: Partial<ForwardDeps> = {}) {
+  return createEdge({ deps: { fetch, sleep: async () => {}, random: () => 0, ...extra } });
+}
+
+describe("GET /aggregate/:resourceType fan-out limits", () => {
+  it("never has more than six upstream requests open at once", async () => {
+    const names = ["s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9"];
+    let open = 0;
+    let peak = 0;
+    const app = edge(async (req) => {
+      open++;
+      peak = Math.max(peak, open);
+      await new Promise((r) => setTimeout(r, 20));
+      open--;
+      return searchset(new URL(req.url).host, ["1"]);
+    });
+    const res = await app.request("https://edge.example/aggregate/Patient", { headers: KEY }, env(names));
+    expect(res.status).toBe(200);
+    const bundle = (await res.json()) as { total: number; entry: unknown[] };
+    expect(bundle.total).toBe(9);
+    expect(peak).toBe(6);
+  });
+
+  it("answers within AGGREGATE_TIMEOUT: a source still running is a timeout outcome entry", async () => {
+    const app = edge(async (req) => {
+      if (req.url.startsWith("https://slow.example")) {
+        return new Promise((_, reject) => req.signal.addEventListener("abort", () => reject(new DOMException("aborted", "AbortError"))));
+      }
+      return searchset("fast.example", ["f1"]);
+    });
+    const started = Date.now();
+    const res = await app.request("https://edge.example/aggregate/Patient", { headers: KEY }, env(["fast", "slow"], { AGGREGATE_TIMEOUT: "0.2" }));
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(res.status).toBe(200);
+    const bundle = (await res.json()) as { total?: number; entry: Array<{ search: { mode: string }; resource: { issue?: Array<{ code: string; diagnostics: string }> } }> };
+    expect(bundle.total).toBeUndefined();
+    const outcome = bundle.entry.find((e) => e.search.mode === "outcome")!;
+    expect(outcome.resource.issue![0]).toMatchObject({ code: "timeout" });
+    expect(outcome.resource.issue![0]!.diagnostics).toContain("slow");
+  });
+
+  it("other methods: 405 with Allow", async () => {
+    const res = await edge(async () => searchset("x", [])).request("https://edge.example/aggregate/Patient", { method: "DELETE", headers: KEY }, env(["a"]));
+    expect(res.status).toBe(405);
+    expect(res.headers.get("Allow")).toBe("GET, HEAD");
+  });
+});
+
+describe("GET /metadata", () => {
+  it("is public, R4, names the sources and endpoints, and the edge's security; nothing about an upstream", async () => {
+    const res = await edge(async () => new Response(null, { status: 500 })).request("https://edge.example/metadata", {}, env(["epic", "cerner"], { FHIR_SOURCE_EPIC: "fhir://epic.example/fhir?token=SECRET-TOKEN" }));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toContain("application/fhir+json");
+    const text = await res.text();
+    expect(text).not.toContain("SECRET-TOKEN");
+    expect(text).not.toContain("epic.example");
+    const statement = JSON.parse(text) as {
+      resourceType: string;
+      fhirVersion: string;
+      kind: string;
+      software: { name: string; version: string };
+      rest: Array<{ mode: string; security: { description: string }; extension: Array<{ url: string; extension: Array<{ url: string; valueString?: string; valueUrl?: string }> }> }>;
+    };
+    expect(statement).toMatchObject({ resourceType: "CapabilityStatement", fhirVersion: "4.0.1", kind: "instance", software: { name: "fhir-edge" } });
+    const rest = statement.rest[0]!;
+    expect(rest.security.description).toContain("API key");
+    const sources = rest.extension.filter((e) => e.url.endsWith("/source")).map((e) => e.extension.find((x) => x.url === "base")!.valueUrl);
+    expect(sources).toEqual(["https://edge.example/cerner", "https://edge.example/epic"]);
+    const endpoints = rest.extension.filter((e) => e.url.endsWith("/endpoint")).map((e) => e.extension.find((x) => x.url === "url")!.valueUrl);
+    expect(endpoints).toEqual(["https://edge.example/aggregate/{resourceType}", "https://edge.example/aggregate", "https://edge.example/webhooks/{channel}"]);
+  });
+
+  it("with PROXY_AUTH=jwt, says SMART-on-FHIR", async () => {
+    const res = await edge(async () => new Response(null)).request(
+      "https://edge.example/metadata",
+      {},
+      env(["a"], { PROXY_AUTH: "jwt", PROXY_JWT_JWKS_URL: "https://idp.example/jwks", PROXY_JWT_ISSUER: "https://idp.example", PROXY_JWT_AUDIENCE: "edge" }),
+    );
+    const statement = (await res.json()) as { rest: Array<{ security: { service: Array<{ coding: Array<{ code: string }> }> } }> };
+    expect(statement.rest[0]!.security.service[0]!.coding[0]!.code).toBe("SMART-on-FHIR");
+  });
+
+  it("is routed before /:source: /metadata is the edge's, /<source>/metadata the source's", async () => {
+    const seen: string[] = [];
+    const app = edge(async (req) => {
+      seen.push(req.url);
+      return new Response(JSON.stringify({ resourceType: "CapabilityStatement", rest: [{ mode: "server" }] }), { headers: { "Content-Type": "application/fhir+json" } });
+    });
+    expect(((await (await app.request("https://edge.example/metadata", {}, env(["a"]))).json()) as { software: { name: string } }).software.name).toBe("fhir-edge");
+    expect(seen).toEqual([]);
+    await app.request("https://edge.example/a/metadata", {}, env(["a"]));
+    expect(seen).toEqual(["https://a.example/fhir/metadata"]);
+  });
+});
+
+describe("GET /status: reachability", () => {
+  it("probes each source's metadata once a minute per isolate, without credentials", async () => {
+    let now = Date.parse("2026-01-01T00:00:00Z");
+    const probes: Request[] = [];
+    const app = edge(
+      async (req) => {
+        probes.push(req);
+        if (req.url.startsWith("https://down.example")) throw new TypeError("connect ECONNREFUSED");
+        return new Response("{}", { status: 200 });
+      },
+      { now: () => now },
+    );
+    const vars = env(["up", "down"], { FHIR_SOURCE_UP: "fhir://up.example/fhir?token=UP-TOKEN" });
+    const status = async () =>
+      ((await (await app.request("https://edge.example/status", { headers: ADMIN }, vars)).json()) as { sources: Array<{ name: string; reachability: { reachable: boolean; status?: number; error?: string } }> }).sources;
+    const first = await status();
+    expect(first.find((s) => s.name === "up")!.reachability).toMatchObject({ reachable: true, status: 200 });
+    expect(first.find((s) => s.name === "down")!.reachability).toMatchObject({ reachable: false, error: "upstream-unreachable" });
+    expect(probes.map((p) => p.url).sort()).toEqual(["https://down.example/fhir/metadata", "https://up.example/fhir/metadata"]);
+    expect(probes.every((p) => p.headers.get("Authorization") === null)).toBe(true);
+    now += 30_000;
+    await status();
+    expect(probes).toHaveLength(2);
+    now += 31_000;
+    await status();
+    expect(probes).toHaveLength(4);
+  });
+});
