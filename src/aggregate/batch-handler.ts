@@ -88,7 +88,7 @@ export const aggregateBatchHandler =
     const batch = readBatch(body);
     if (!batch.ok) throw new InvalidRequestError(batch.error.code, batch.error.message);
     const root = edgeRoot(c, config.publicUrl, 1);
-    const ctx: FanOutContext = { deps: options.deps, env: c.env, requestId, clientHeaders: c.req.raw.headers, timeoutMs: config.aggregate.timeoutMs };
+    const ctx: FanOutContext = { deps: options.deps, env: c.env, requestId, clientHeaders: c.req.raw.headers };
     const entries = await fanOut(
       batch.value,
       config.aggregate.timeoutMs,

@@ -13,8 +13,6 @@ export interface FanOutContext {
   requestId: string;
   /** The client's request headers: only {@link FORWARDED_HEADERS} of them go upstream. */
   clientHeaders: Headers;
-  /** `AGGREGATE_TIMEOUT` in milliseconds, for the whole fan-out. */
-  timeoutMs: number;
 }
 
 /**

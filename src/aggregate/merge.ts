@@ -42,6 +42,8 @@ export interface MergeOptions {
 export interface MergedEntry {
   source: string;
   entry: BundleEntry;
+  /** A match (counted by `_count`), or an include/outcome that came with one. */
+  match: boolean;
 }
 
 export interface MergeResult {
@@ -113,12 +115,12 @@ export function mergeRound(rounds: readonly SourceRound[], options: MergeOptions
   }
 
   const cursorBySource = rounds.map(() => 0);
-  const entries: MergedEntry[] = order.map((i) => ({ source: rounds[i]!.position.source, entry: offered[i]![cursorBySource[i]!++]! }));
+  const entries: MergedEntry[] = order.map((i) => ({ source: rounds[i]!.position.source, entry: offered[i]![cursorBySource[i]!++]!, match: true }));
   rounds.forEach((round, i) => {
     const page = round.page;
     if (!page) return;
     if (taken[i]! > 0 || (round.position.skip === 0 && page.matches.length === 0)) {
-      for (const entry of page.others) entries.push({ source: round.position.source, entry });
+      for (const entry of page.others) entries.push({ source: round.position.source, entry, match: false });
     }
   });
 

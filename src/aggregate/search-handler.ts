@@ -20,9 +20,10 @@ import { buildSearchset } from "./bundle.ts";
 import { cursorKey, readCursor, signCursor, type CursorState } from "./cursor.ts";
 import { aggregateContext, type AggregateHandler } from "./custom.ts";
 import { aggregateTimeout, fanOut, type FanOutContext } from "./fan-out.ts";
-import { mergeRound, type SourceRound } from "./merge.ts";
+import { collectPage, type FetchPages, type PageResult } from "./collect.ts";
+import type { SourcePosition } from "./merge.ts";
 import { readAggregateQuery, type AggregateSearch } from "./query.ts";
-import { fetchSourceBundle, fetchSourcePage, positionUrl, type PageOutcome } from "./source-page.ts";
+import { fetchSourceBundle, fetchSourcePage, positionUrl } from "./source-page.ts";
 import { parseSort } from "./sort.ts";
 import { selectSources, sourcesFor } from "./sources.ts";
 
@@ -79,14 +80,12 @@ function newState(c: Context<EdgeHonoEnv>, resourceType: string, search: Aggrega
   };
 }
 
-/** Every position's upstream URL, checked before any fetch: one that could leave its source's base refuses the cursor. */
-function positionUrls(config: EdgeConfig, state: CursorState, fromCursor: boolean): Array<string | undefined> {
-  return state.positions.map((p) => {
-    if (p.at === null) return undefined;
-    const url = positionUrl(config, p.source, p.at);
-    if (url === undefined && fromCursor && config.sources.has(p.source)) reject("invalid");
-    return url;
-  });
+/** Checks every position of a cursor before any fetch: one that could leave its source's base refuses the cursor. */
+function checkPositions(config: EdgeConfig, state: CursorState, fromCursor: boolean): void {
+  if (!fromCursor) return;
+  for (const p of state.positions) {
+    if (p.at !== null && config.sources.has(p.source) && positionUrl(config, p.source, p.at) === undefined) reject("invalid");
+  }
 }
 
 /**
@@ -114,7 +113,7 @@ export const aggregateSearchHandler =
     }
     await authorizeSearch(c, options.authorize, resourceType);
     const root = edgeRoot(c, config.publicUrl, 2);
-    const ctx: FanOutContext = { deps, env: c.env, requestId, clientHeaders: c.req.raw.headers, timeoutMs: config.aggregate.timeoutMs };
+    const ctx: FanOutContext = { deps, env: c.env, requestId, clientHeaders: c.req.raw.headers };
 
     let state: CursorState;
     if (query.value.kind === "cursor") {
@@ -130,36 +129,24 @@ export const aggregateSearchHandler =
     }
     c.set("logSource", state.positions.map((p) => p.source).join(","));
 
-    const urls = positionUrls(config, state, query.value.kind === "cursor");
-    const asked = state.positions.map((p, i) => ({ index: i, source: p.source, url: urls[i] })).filter((_, i) => state.positions[i]!.at !== null);
-    const results = await fanOut(
-      asked,
-      config.aggregate.timeoutMs,
-      deps,
-      (item, bound) => fetchSourcePage(config, item.source, item.url, root, ctx, bound),
-      (item): PageOutcome => ({ ok: false, error: aggregateTimeout(item.source, config.aggregate.timeoutMs), attempts: 0 }),
-    );
-    c.set("logAttempts", results.reduce((n, r) => n + r.attempts, 0));
-
-    const byIndex = new Map(asked.map((item, k) => [item.index, results[k]!]));
-    const failures = asked.flatMap((item, k) => (results[k]!.ok ? [] : [{ source: item.source, error: (results[k] as { error: unknown }).error }]));
-    if (asked.length > 0 && failures.length === asked.length) throw new NoSourceAnsweredError(failures, requestId);
-
-    const rounds: SourceRound[] = state.positions.map((position, i) => {
-      const result = byIndex.get(i);
-      return result?.ok ? { position, page: result.page } : { position };
-    });
-    const merged = mergeRound(rounds, { count: state.count, sort: parseSort(state.sort) });
-    const warnings = asked.flatMap((_, k) => {
-      const r = results[k]!;
-      return r.ok && r.warning ? [r.warning] : [];
-    });
-    const positions = merged.positions;
+    checkPositions(config, state, query.value.kind === "cursor");
+    const timeoutMs = config.aggregate.timeoutMs;
+    const deadline = Date.now() + timeoutMs;
+    const timedOut = (p: SourcePosition): PageResult => ({ ok: false, error: aggregateTimeout(p.source, timeoutMs), attempts: 0 });
+    const fetchPages: FetchPages = async (positions) => {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return positions.map(timedOut);
+      return fanOut(positions, remaining, deps, (p, bound) => fetchSourcePage(config, p, root, ctx, bound), timedOut);
+    };
+    const collected = await collectPage(state.positions, fetchPages, state.count, parseSort(state.sort));
+    c.set("logAttempts", collected.attempts);
+    if (collected.asked > 0 && collected.answered === 0) throw new NoSourceAnsweredError(collected.failures, requestId);
+    const positions = collected.positions;
 
     if (options.transformer) {
       const transformer = options.transformer;
       await Promise.all(
-        merged.entries.map(async (m) => {
+        collected.entries.map(async (m) => {
           if (m.entry.resource) m.entry.resource = await transformer.apply(m.entry.resource as Resource, { source: m.source, requestId, env: c.env });
         }),
       );
@@ -176,9 +163,9 @@ export const aggregateSearchHandler =
       edgeRoot: root,
       selfUrl: `${root}/aggregate/${resourceType}${rawQuery(c.req.url)}`,
       ...(nextUrl ? { nextUrl } : {}),
-      ...(merged.total === undefined ? {} : { total: merged.total }),
-      entries: merged.entries,
-      outcomes: [...failures.map((f) => outcomeOf(f.error, requestId)), ...warnings.map((w) => outcomeOf(w, requestId))],
+      ...(collected.total === undefined ? {} : { total: collected.total }),
+      entries: collected.entries,
+      outcomes: [...collected.failures.map((f) => outcomeOf(f.error, requestId)), ...collected.warnings.map((w) => outcomeOf(w, requestId))],
       lastUpdated: new Date(deps.now()).toISOString(),
     });
     return fhirJson(bundle);

@@ -6,12 +6,10 @@ import { rewriterFor } from "../proxy/handler.ts";
 import { requireSource } from "../proxy/sources.ts";
 import { upstreamTarget } from "../proxy/target.ts";
 import { getFromSource, type FanOutContext } from "./fan-out.ts";
-import type { SourcePage } from "./merge.ts";
+import type { PageResult } from "./collect.ts";
+import type { SourcePosition } from "./merge.ts";
 import { readSearchPage, splitPosition, upstreamIssues } from "./page.ts";
 
-export type PageOutcome =
-  | { ok: true; page: SourcePage; warning?: NextLinkRefusedError; attempts: number }
-  | { ok: false; error: unknown; attempts: number };
 
 /**
  * The upstream URL of a position at a source, checked by the proxy's own path
@@ -27,24 +25,18 @@ export function positionUrl(config: EdgeConfig, sourceName: string, at: string):
 }
 
 /**
- * Fetches the page at `url` from one source and reads it as a searchset page
- * whose URLs point at the edge. Never rejects: a misconfigured source, an
- * unreachable or timed-out one, a non-2xx answer or a body that is not a
- * searchset Bundle all come back as the error to report for that source.
- * @param url from {@link positionUrl}, or undefined for a source that is not usable
+ * Fetches the page at a source's position and reads it as a searchset page
+ * whose URLs point at the edge. Never rejects: a misconfigured source, a
+ * position that would leave the source's base, an unreachable or timed-out
+ * source, a non-2xx answer or a body that is not a searchset Bundle all come
+ * back as the error to report for that source.
  */
-export async function fetchSourcePage(
-  config: EdgeConfig,
-  sourceName: string,
-  url: string | undefined,
-  edgeRoot: string,
-  ctx: FanOutContext,
-  deps: ForwardDeps,
-): Promise<PageOutcome> {
+export async function fetchSourcePage(config: EdgeConfig, position: SourcePosition, edgeRoot: string, ctx: FanOutContext, deps: ForwardDeps): Promise<PageResult> {
   let attempts = 0;
   try {
-    const source = requireSource(config, sourceName);
-    if (url === undefined) throw new UpstreamUnavailableError("unsafe-position", `Source ${sourceName}: the page position leaves the source's base`);
+    const source = requireSource(config, position.source);
+    const url = position.at === null ? undefined : positionUrl(config, source.name, position.at);
+    if (url === undefined) throw new UpstreamUnavailableError("unsafe-position", `Source ${source.name}: the page position leaves the source's base`);
     const answer = await getFromSource(source, url, ctx, deps);
     attempts = answer.attempts;
     if (answer.status < 200 || answer.status > 299) return { ok: false, error: new UpstreamErrorStatusError(source.name, answer.status, upstreamIssues(answer.text)), attempts };
