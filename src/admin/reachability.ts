@@ -5,7 +5,12 @@ import { upstreamRequestHeaders } from "../proxy/headers.ts";
 
 /** The last reachability check of a source, as `/status` shows it. */
 export interface Reachability {
-  /** The source answered HTTP at all (any status: a 401 or 503 is an answer). */
+  /**
+   * The source answered below 500: a 401 or 404 still means its server is
+   * there. A refused connection or a dead origin reaches a Worker as a 5xx
+   * from the platform (Cloudflare's 52x; 500 under wrangler dev), so 5xx is
+   * not reachable.
+   */
   reachable: boolean;
   /** Its status for `GET <base>/metadata`. */
   status?: number;
@@ -25,7 +30,7 @@ const checks = new Map<string, { at: number; result: Promise<Reachability> }>();
 /**
  * A cheap probe: one `GET <base>/metadata`, no retry, with the source's extra
  * headers but no credentials (metadata is public in FHIR, and a probe must
- * not fetch tokens); any HTTP answer counts as reachable.
+ * not fetch tokens).
  */
 async function probe(source: SourceConfig, deps: ForwardDeps, requestId: string): Promise<Reachability> {
   const started = deps.now();
@@ -45,7 +50,7 @@ async function probe(source: SourceConfig, deps: ForwardDeps, requestId: string)
       deps,
     );
     await response.body?.cancel();
-    return { reachable: true, status: response.status, ms: deps.now() - started, checkedAt };
+    return { reachable: response.status < 500, status: response.status, ms: deps.now() - started, checkedAt };
   } catch (error) {
     return { reachable: false, error: error instanceof EdgeError ? error.code : "upstream-unreachable", ms: deps.now() - started, checkedAt };
   }

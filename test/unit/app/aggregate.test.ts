@@ -13,7 +13,7 @@ const ADMIN = { "X-Api-Key": "ops-key-2" };
 
 function env(sources: string[], extra: Record<string, unknown> = {}) {
   const vars: Record<string, unknown> = { PROXY_API_KEYS: "app:app-key-1,ops:ops-key-2", PROXY_ADMIN_CLIENTS: "ops", ...extra };
-  for (const s of sources) vars[`FHIR_SOURCE_${s.toUpperCase()}`] = `fhir://${s}.example/fhir?max_attempts=1`;
+  for (const s of sources) vars[`FHIR_SOURCE_${s.toUpperCase().replaceAll("-", "_")}`] = `fhir://${s}.example/fhir?max_attempts=1`;
   return vars;
 }
 
@@ -131,23 +131,25 @@ describe("GET /status: reachability", () => {
       async (req) => {
         probes.push(req);
         if (req.url.startsWith("https://down.example")) throw new TypeError("connect ECONNREFUSED");
+        if (req.url.startsWith("https://origin-down.example")) return new Response("origin is down", { status: 521 });
         return new Response("{}", { status: 200 });
       },
       { now: () => now },
     );
-    const vars = env(["up", "down"], { FHIR_SOURCE_UP: "fhir://up.example/fhir?token=UP-TOKEN" });
+    const vars = env(["up", "down", "origin-down"], { FHIR_SOURCE_UP: "fhir://up.example/fhir?token=UP-TOKEN", FHIR_SOURCE_ORIGIN_DOWN: "fhir://origin-down.example/fhir" });
     const status = async () =>
       ((await (await app.request("https://edge.example/status", { headers: ADMIN }, vars)).json()) as { sources: Array<{ name: string; reachability: { reachable: boolean; status?: number; error?: string } }> }).sources;
     const first = await status();
     expect(first.find((s) => s.name === "up")!.reachability).toMatchObject({ reachable: true, status: 200 });
     expect(first.find((s) => s.name === "down")!.reachability).toMatchObject({ reachable: false, error: "upstream-unreachable" });
-    expect(probes.map((p) => p.url).sort()).toEqual(["https://down.example/fhir/metadata", "https://up.example/fhir/metadata"]);
+    expect(first.find((s) => s.name === "origin-down")!.reachability).toMatchObject({ reachable: false, status: 521 });
+    expect(probes.map((p) => p.url).sort()).toEqual(["https://down.example/fhir/metadata", "https://origin-down.example/fhir/metadata", "https://up.example/fhir/metadata"]);
     expect(probes.every((p) => p.headers.get("Authorization") === null)).toBe(true);
     now += 30_000;
     await status();
-    expect(probes).toHaveLength(2);
+    expect(probes).toHaveLength(3);
     now += 31_000;
     await status();
-    expect(probes).toHaveLength(4);
+    expect(probes).toHaveLength(6);
   });
 });
