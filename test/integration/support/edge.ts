@@ -15,9 +15,13 @@ export interface Edge {
   close(): Promise<void>;
 }
 
-export async function startEdge(vars: Record<string, string>, secrets: Record<string, string> = {}): Promise<Edge> {
+/**
+ * @param configPath another Worker's wrangler config, e.g. one whose `main`
+ *   mounts the edge as a library; default the deployable edge's own
+ */
+export async function startEdge(vars: Record<string, string>, secrets: Record<string, string> = {}, configPath = "./wrangler.toml"): Promise<Edge> {
   const harness = createTestHarness({
-    workers: [{ configPath: "./wrangler.toml", vars: { ALLOW_INSECURE_HTTP: "true", ...vars }, secrets }],
+    workers: [{ configPath, vars: { ALLOW_INSECURE_HTTP: "true", ...vars }, secrets }],
   });
   const { url } = await harness.listen();
   return {
