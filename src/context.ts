@@ -21,6 +21,17 @@ export interface EdgeVariables {
 
 export type EdgeBindings = Env & Record<string, unknown>;
 
+declare global {
+  /**
+   * The Worker's bindings, generated into worker-configuration.d.ts by
+   * `wrangler types`. Declared (empty) here too, so the published type
+   * declarations also resolve in an app that has no `Env` of its own; an
+   * app's own `Env` merges with it.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  interface Env {}
+}
+
 export interface EdgeHonoEnv {
   Bindings: EdgeBindings;
   Variables: EdgeVariables;
