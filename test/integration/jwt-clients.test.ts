@@ -138,6 +138,31 @@ describe("SMART scopes limit types and interactions (403 forbidden, nothing upst
     expect(((await allowed.json()) as { type: string }).type).toBe("batch-response");
   });
 
+  it("an aggregate needs s on its type, before any source is asked", async () => {
+    for (const scope of ["system/Observation.rs", "system/Patient.r"]) {
+      const refused = await call("/aggregate/Patient", scope);
+      expect(refused.status, scope).toBe(403);
+      expect(((await refused.json()) as { issue: Array<{ code: string }> }).issue[0]!.code).toBe("forbidden");
+    }
+    expect(fhir.requests).toHaveLength(0);
+    const allowed = await call("/aggregate/Patient?_count=1", "system/Patient.s");
+    expect(allowed.status).toBe(200);
+    expect(await allowed.json()).toMatchObject({ resourceType: "Bundle", type: "searchset" });
+  });
+
+  it("POST /aggregate checks each entry: a forbidden entry gets its own 403, the others run", async () => {
+    const batch = {
+      resourceType: "Bundle",
+      type: "batch",
+      entry: [{ request: { method: "GET", url: "ehr/Patient/demo-patient-1" } }, { request: { method: "GET", url: "ehr/Observation?subject=Patient/demo-patient-1" } }],
+    };
+    const res = await call("/aggregate", "system/Patient.rs", { method: "POST", body: JSON.stringify(batch), headers: { "Content-Type": "application/fhir+json" } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { entry: Array<{ response: { status: string } }> };
+    expect(body.entry.map((e) => e.response.status)).toEqual(["200", "403"]);
+    expect(fhir.requests.map((r) => r.path)).toEqual(["/fhir/R4/Patient/demo-patient-1"]);
+  });
+
   it("admin routes go by the token's sub", async () => {
     expect((await call("/status", "system/*.rs")).status).toBe(403);
   });
