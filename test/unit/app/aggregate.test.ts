@@ -76,6 +76,50 @@ describe("GET /aggregate/:resourceType fan-out limits", () => {
   });
 });
 
+describe("GET /aggregate/:resourceType cursors", () => {
+  const pagesOf = (req: Request) => {
+    const url = new URL(req.url);
+    const offset = Number(url.searchParams.get("_offset") ?? 0);
+    const ids = ["1", "2", "3"].slice(offset, offset + 1);
+    const link = offset < 2 ? [{ relation: "next", url: `https://${url.host}/fhir/Patient?_count=1&_offset=${offset + 1}` }] : [];
+    return json({ resourceType: "Bundle", type: "searchset", total: 3, link, entry: ids.map((id) => ({ resource: { resourceType: "Patient", id } })) });
+  };
+  const json = (body: unknown) => new Response(JSON.stringify(body), { headers: { "Content-Type": "application/fhir+json" } });
+
+  it("without AGGREGATE_CURSOR_SECRET, next links work on the isolate that made them", async () => {
+    const app = edge(async (req) => pagesOf(req));
+    const ids: string[] = [];
+    let url: string | undefined = "https://edge.example/aggregate/Patient?_count=1";
+    while (url) {
+      const page = (await (await app.request(url, { headers: KEY }, env(["a"]))).json()) as { entry: Array<{ resource: { id: string } }>; link: Array<{ relation: string; url: string }> };
+      ids.push(...page.entry.map((e) => e.resource.id));
+      url = page.link.find((l) => l.relation === "next")?.url;
+    }
+    expect(ids).toEqual(["1", "2", "3"]);
+  });
+
+  it("an expired cursor: 400 cursor-expired, nothing fetched", async () => {
+    let now = Date.parse("2026-01-01T00:00:00Z");
+    const seen: string[] = [];
+    const app = edge(
+      async (req) => {
+        seen.push(req.url);
+        return pagesOf(req);
+      },
+      { now: () => now },
+    );
+    const vars = env(["a"], { AGGREGATE_CURSOR_SECRET: "unit-test-cursor-secret-0123456789" });
+    const first = (await (await app.request("https://edge.example/aggregate/Patient?_count=1", { headers: KEY }, vars)).json()) as { link: Array<{ relation: string; url: string }> };
+    const next = first.link.find((l) => l.relation === "next")!.url;
+    now += 3600_000;
+    seen.length = 0;
+    const res = await app.request(next, { headers: KEY }, vars);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { issue: Array<{ details: { coding: Array<{ code: string }> } }> }).issue[0]!.details.coding[0]!.code).toBe("cursor-expired");
+    expect(seen).toEqual([]);
+  });
+});
+
 describe("GET /metadata", () => {
   it("is public, R4, names the sources and endpoints, and the edge's security; nothing about an upstream", async () => {
     const res = await edge(async () => new Response(null, { status: 500 })).request("https://edge.example/metadata", {}, env(["epic", "cerner"], { FHIR_SOURCE_EPIC: "fhir://epic.example/fhir?token=SECRET-TOKEN" }));
