@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { EdgeHonoEnv } from "../context.ts";
-import { EdgeError, InvalidRequestError, MethodNotAllowedError, outcomeOf, statusOf, UpstreamErrorStatusError } from "../errors.ts";
+import { InvalidRequestError, MethodNotAllowedError, outcomeOf, statusOf, UpstreamErrorStatusError, UpstreamUnavailableError } from "../errors.ts";
 import type { Bundle, BundleEntry, Resource } from "../fhir/types.ts";
 import type { ForwardDeps } from "../proxy/forward.ts";
 import { rewriterFor } from "../proxy/handler.ts";
@@ -43,11 +43,11 @@ async function runEntry(c: Context<EdgeHonoEnv>, options: AggregateRouteOptions,
     try {
       resource = JSON.parse(rewriter.rewriteText(answer.text)) as Resource;
     } catch {
-      throw new EdgeError(502, "transient", "upstream-malformed", `Source ${source.name}'s answer is not JSON`);
+      throw new UpstreamUnavailableError("upstream-malformed", `Source ${source.name}'s answer is not JSON`);
     }
     if (options.transformer) resource = await options.transformer.apply(resource, { source: source.name, requestId: ctx.requestId, env: c.env });
     const etag = answer.headers.get("ETag");
-    const lastModified = answer.headers.get("Last-Modified");
+    const lastModified = Date.parse(answer.headers.get("Last-Modified") ?? "");
     const location = answer.headers.get("Content-Location");
     const fullUrl = resource.resourceType !== "Bundle" ? edgeFullUrl(root, source.name, { resource }) : undefined;
     return {
@@ -57,7 +57,7 @@ async function runEntry(c: Context<EdgeHonoEnv>, options: AggregateRouteOptions,
         status: String(answer.status),
         ...(location ? { location: rewriter.rewriteHeader(location) } : {}),
         ...(etag ? { etag } : {}),
-        ...(lastModified ? { lastModified: new Date(lastModified).toISOString() } : {}),
+        ...(Number.isNaN(lastModified) ? {} : { lastModified: new Date(lastModified).toISOString() }),
       },
     };
   } catch (error) {
@@ -88,7 +88,7 @@ export const aggregateBatchHandler =
     const batch = readBatch(body);
     if (!batch.ok) throw new InvalidRequestError(batch.error.code, batch.error.message);
     const root = edgeRoot(c, config.publicUrl, 1);
-    const ctx: FanOutContext = { deps: options.deps, env: c.env, requestId, clientHeaders: c.req.raw.headers };
+    const ctx: FanOutContext = { env: c.env, requestId, clientHeaders: c.req.raw.headers };
     const entries = await fanOut(
       batch.value,
       config.aggregate.timeoutMs,

@@ -8,7 +8,6 @@ import { mapLimit, MAX_OPEN_CONNECTIONS } from "./limit.ts";
 
 /** What every upstream call of one aggregate shares. */
 export interface FanOutContext {
-  deps: ForwardDeps;
   env: EdgeBindings;
   requestId: string;
   /** The client's request headers: only {@link FORWARDED_HEADERS} of them go upstream. */
@@ -34,7 +33,7 @@ export interface SourceAnswer {
  * timeout and 401 handling, its body read (so its connection is free again).
  * @throws an EdgeError when the source cannot be reached, times out, or refuses the edge's credentials
  */
-export async function getFromSource(source: SourceConfig, url: string, ctx: FanOutContext, deps: ForwardDeps = ctx.deps): Promise<SourceAnswer> {
+export async function getFromSource(source: SourceConfig, url: string, ctx: FanOutContext, deps: ForwardDeps): Promise<SourceAnswer> {
   const credentials = credentialsFor(source, ctx.env, deps.now);
   const client = new Headers({ Accept: "application/fhir+json" });
   for (const name of FORWARDED_HEADERS) {

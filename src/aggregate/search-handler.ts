@@ -113,7 +113,7 @@ export const aggregateSearchHandler =
     }
     await authorizeSearch(c, options.authorize, resourceType);
     const root = edgeRoot(c, config.publicUrl, 2);
-    const ctx: FanOutContext = { deps, env: c.env, requestId, clientHeaders: c.req.raw.headers };
+    const ctx: FanOutContext = { env: c.env, requestId, clientHeaders: c.req.raw.headers };
 
     let state: CursorState;
     if (query.value.kind === "cursor") {
@@ -171,8 +171,9 @@ export const aggregateSearchHandler =
     return fhirJson(bundle);
   };
 
-export function fhirJson(body: Bundle | Resource, status = 200): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": FHIR_JSON } });
+/** A 200 FHIR JSON answer built by the edge. */
+export function fhirJson(body: Bundle | Resource): Response {
+  return new Response(JSON.stringify(body), { headers: { "Content-Type": FHIR_JSON } });
 }
 
 async function runCustom(
