@@ -71,6 +71,9 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   // One search across sources (GET), and a batch whose entries name their sources (POST).
   app.all("/aggregate/:resourceType", inboundAuth(), aggregateSearchHandler(aggregate));
   app.all("/aggregate", inboundAuth(), aggregateBatchHandler(aggregate));
+  app.all("/aggregate/*", () => {
+    throw new NotFoundError("route-not-found", "The aggregate routes are GET /aggregate/<ResourceType> and POST /aggregate");
+  });
 
   // Discovery per source: public, and describing the edge's security.
   app.get("/:source/metadata", sourceMetadataHandler(deps));

@@ -69,6 +69,12 @@ describe("GET /aggregate/:resourceType fan-out limits", () => {
     expect(outcome.resource.issue![0]!.diagnostics).toContain("slow");
   });
 
+  it("/aggregate/<Type>/<more> is no route (not a source named aggregate)", async () => {
+    const res = await edge(async () => searchset("x", [])).request("https://edge.example/aggregate/Patient/1", { headers: KEY }, env(["a"]));
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { issue: Array<{ details: { coding: Array<{ code: string }> } }> }).issue[0]!.details.coding[0]!.code).toBe("route-not-found");
+  });
+
   it("other methods: 405 with Allow", async () => {
     const res = await edge(async () => searchset("x", [])).request("https://edge.example/aggregate/Patient", { method: "DELETE", headers: KEY }, env(["a"]));
     expect(res.status).toBe(405);
