@@ -141,7 +141,8 @@ export const aggregateSearchHandler =
     const collected = await collectPage(state.positions, fetchPages, state.count, parseSort(state.sort));
     c.set("logAttempts", collected.attempts);
     if (collected.asked > 0 && collected.answered === 0) throw new NoSourceAnsweredError(collected.failures, requestId);
-    const positions = collected.positions;
+    // A misconfigured source cannot recover while paging: it is reported once and left out of later pages.
+    const positions = collected.positions.map((p) => (config.brokenSources.has(p.source) ? { ...p, at: null } : p));
 
     if (options.transformer) {
       const transformer = options.transformer;

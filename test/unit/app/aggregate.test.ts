@@ -104,6 +104,24 @@ describe("GET /aggregate/:resourceType cursors", () => {
     expect(ids).toEqual(["1", "2", "3"]);
   });
 
+  it("a misconfigured source is reported on the first page, then left out; total stays absent", async () => {
+    const app = edge(async (req) => pagesOf(req));
+    const vars = env(["a"], { FHIR_SOURCE_BROKEN: "fhir://broken.example/fhir?max_attempts=zero" });
+    type Page = { total?: number; entry: Array<{ search?: { mode: string }; resource: { id?: string } }>; link: Array<{ relation: string; url: string }> };
+    const pages: Page[] = [];
+    let url: string | undefined = "https://edge.example/aggregate/Patient?_count=1";
+    while (url) {
+      const res = await app.request(url, { headers: KEY }, vars);
+      expect(res.status).toBe(200);
+      const page = (await res.json()) as Page;
+      pages.push(page);
+      url = page.link.find((l) => l.relation === "next")?.url;
+    }
+    expect(pages.map((p) => p.entry.filter((e) => e.search?.mode === "outcome").length)).toEqual([1, 0, 0]);
+    expect(pages.flatMap((p) => p.entry.filter((e) => e.search?.mode !== "outcome").map((e) => e.resource.id))).toEqual(["1", "2", "3"]);
+    expect(pages.every((p) => p.total === undefined)).toBe(true);
+  });
+
   it("an expired cursor: 400 cursor-expired, nothing fetched", async () => {
     let now = Date.parse("2026-01-01T00:00:00Z");
     const seen: string[] = [];
