@@ -10,6 +10,8 @@ import { sourceMetadataHandler, smartConfigurationHandler } from "./proxy/discov
 import { defaultDeps, type ForwardDeps } from "./proxy/forward.ts";
 import { proxyHandler } from "./proxy/handler.ts";
 import { requestContext } from "./request-context.ts";
+import { registerHandler, replayHandler } from "./subscriptions/admin-routes.ts";
+import { webhookHandler } from "./subscriptions/webhook-route.ts";
 
 export interface EdgeOptions {
   /** The I/O used for upstream calls: override in tests, or to instrument fetch. */
@@ -37,6 +39,11 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   // Operations (admin clients only) and the edge's own public keys (public).
   app.get("/status", inboundAuth(), requireAdmin(), statusHandler);
   app.get("/.well-known/jwks.json", jwksHandler);
+  app.post("/admin/channels/:channel/register", inboundAuth(), requireAdmin(), registerHandler(deps));
+  app.get("/admin/channels/:channel/events", inboundAuth(), requireAdmin(), replayHandler);
+
+  // Subscription notifications in: authenticated by the channel's own secret.
+  app.post("/webhooks/:channel", webhookHandler);
 
   // Discovery per source: public, and describing the edge's security.
   app.get("/:source/metadata", sourceMetadataHandler(deps));

@@ -8,3 +8,4 @@ export { EdgeError } from "./errors.ts";
 /** The deployable Worker: the edge with its defaults. */
 export default createEdge();
 export { TokenCoordinator } from "./auth/upstream/token-coordinator.ts";
+export { ChannelObject } from "./subscriptions/channel-object.ts";

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeHonoEnv } from "../context.ts";
+import { channelsStatus } from "../subscriptions/status.ts";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -55,6 +56,7 @@ export const statusHandler = async (c: Context<EdgeHonoEnv>): Promise<Response> 
     auth: config.inbound?.mode ?? "misconfigured",
     publicUrl: config.publicUrl ?? null,
     sources,
+    channels: await channelsStatus(c),
     configurationErrors: config.issues.map(({ subject, field, code, message }) => ({ subject, field, code, message })),
   });
 };

@@ -7,6 +7,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { Patient } from "@medplum/fhirtypes";
 import { demoObservations, demoPatients, startFhirServer, type FhirServer } from "../peers/fhir-server.ts";
 import { startEdge, type Edge } from "./support/edge.ts";
 
@@ -20,7 +21,7 @@ let edge: Edge;
 let signingKey: CryptoKey;
 let foreignKey: CryptoKey;
 
-async function token(claims: Record<string, unknown>, opts: { key?: CryptoKey; exp?: number; iss?: string; aud?: string } = {}) {
+async function token(claims: Record<string, unknown>, opts: { key?: CryptoKey; exp?: number; iss?: string; aud?: string } = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT(claims)
     .setProtectedHeader({ alg: "ES256", kid: "client-key-1" })
@@ -48,7 +49,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => jwksServer.listen(0, "127.0.0.1", r));
   fhir = await startFhirServer();
   const [p] = await fhir.seed(demoPatients(2));
-  await fhir.seed(demoObservations([p!], 2));
+  await fhir.seed(demoObservations([p as Patient], 2));
   edge = await startEdge({
     PROXY_AUTH: "jwt",
     PROXY_JWT_JWKS_URL: `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`,
@@ -74,14 +75,14 @@ describe("verifying client JWTs", () => {
     expect(jwksFetches).toBe(1);
   });
 
-  it.each([
+  it.each<[string, (() => Promise<string>) | undefined, string]>([
     ["no token", undefined, "missing-credentials"],
     ["an expired token", () => token({ scope: "system/*.rs" }, { exp: Math.floor(Date.now() / 1000) - 120 }), "token-expired"],
     ["a foreign issuer", () => token({ scope: "system/*.rs" }, { iss: "https://evil.example" }), "invalid-token"],
     ["another audience", () => token({ scope: "system/*.rs" }, { aud: "https://other.example" }), "invalid-token"],
     ["a key not in the JWKS", () => token({ scope: "system/*.rs" }, { key: foreignKey }), "invalid-token"],
     ["garbage", async () => "not.a.jwt", "invalid-token"],
-  ] as const)("refuses %s: 401 with WWW-Authenticate, nothing upstream", async (_, make, code) => {
+  ])("refuses %s: 401 with WWW-Authenticate, nothing upstream", async (_, make, code) => {
     const headers: Record<string, string> = make ? { Authorization: `Bearer ${await make()}` } : {};
     const res = await edge.fetch("/ehr/Patient/demo-patient-1", { headers });
     expect(res.status).toBe(401);
