@@ -232,3 +232,12 @@ describe("logs", () => {
     for (const secret of ["Lovelace", "1941-02-02", "Secretname", UPSTREAM_TOKEN, CLIENT_KEY]) expect(logs).not.toContain(secret);
   });
 });
+
+describe("metadata is public but cached", () => {
+  it("a second /:source/metadata within a minute does not reach the upstream", async () => {
+    upstream.reset();
+    await edge.fetch(`/medplum/metadata?_summary=true`);
+    await edge.fetch(`/medplum/metadata?_summary=true`);
+    expect(upstream.requests.filter((r) => r.path.includes("/metadata"))).toHaveLength(1);
+  });
+});

@@ -1,4 +1,5 @@
 import type { UpstreamAuth } from "../../config/types.ts";
+import { isHttpUrl } from "../../url.ts";
 import { fetchWithTimeout } from "../../fetch-with-timeout.ts";
 import { CLIENT_ASSERTION_TYPE, signAssertion, type AssertionKey } from "./assertion.ts";
 
@@ -80,11 +81,3 @@ export async function discoverTokenUrl(baseUrl: string, fetcher: (request: Reque
   return undefined;
 }
 
-function isHttpUrl(text: string): boolean {
-  try {
-    const u = new URL(text);
-    return u.protocol === "https:" || u.protocol === "http:";
-  } catch {
-    return false;
-  }
-}
