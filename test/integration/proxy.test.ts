@@ -241,3 +241,14 @@ describe("metadata is public but cached", () => {
     expect(upstream.requests.filter((r) => r.path.includes("/metadata"))).toHaveLength(1);
   });
 });
+
+describe("XML CapabilityStatement", () => {
+  it("/:source/metadata?_format=xml: the edge's security, no upstream OAuth URL", async () => {
+    const res = await edge.fetch(`/medplum/metadata?_format=xml`);
+    expect(res.headers.get("content-type")).toContain("xml");
+    const xml = await res.text();
+    expect(xml).toContain("<security><cors value=\"true\"/><description value=\"fhir-edge: send an API key");
+    expect(xml).not.toContain("fake-auth");
+    expect(xml).not.toContain(upstream.origin);
+  });
+});
