@@ -1,5 +1,6 @@
 import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { relayBindings } from "./test/fixtures/relay-channels.ts";
 
 export default defineConfig({
   test: {
@@ -7,8 +8,15 @@ export default defineConfig({
     reporters: ["default", ["json", { outputFile: "test-results/vitest.json" }]],
     projects: [
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
-        test: { name: "unit", include: ["test/unit/**/*.test.ts"] },
+        // Inside workerd. The relay tests' loopback peers are started by globalSetup and
+        // reached through these bindings.
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: relayBindings(inject("receiverPort"), inject("sourcePort")) },
+          })),
+        ],
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"], globalSetup: ["test/unit/setup/peers.ts"] },
       },
       {
         test: {

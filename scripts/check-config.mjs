@@ -59,6 +59,8 @@ for (const [name, problems] of edge.brokenSources) {
   const onlyAssumed = problems.every((p) => assumed.some((a) => a.subject === p.subject && a.field === p.field && a.code === p.code));
   console.log(`  ${onlyAssumed ? "ok*" : "FAIL"} ${name}`);
 }
+for (const channel of edge.channels.values()) console.log(`  ok   channel ${channel.name}  (source ${channel.source}, ${channel.targets.length} target${channel.targets.length === 1 ? "" : "s"})`);
+for (const name of edge.brokenChannels.keys()) console.log(`  FAIL channel ${name}`);
 for (const i of assumed) console.log(`  * assumed to be set as a secret: ${i.subject === "PROXY_API_KEYS" ? "PROXY_API_KEYS" : `${i.subject} ${i.field}`}`);
 if (issues.length === 0) {
   console.log("no configuration errors");

@@ -15,6 +15,8 @@ import { defaultDeps, type ForwardDeps } from "./proxy/forward.ts";
 import { proxyHandler } from "./proxy/handler.ts";
 import { requestContext } from "./request-context.ts";
 import { compileTransforms, type TransformHandlers } from "./transform/transforms.ts";
+import { registerHandler, replayHandler } from "./subscriptions/admin-routes.ts";
+import { webhookHandler } from "./subscriptions/webhook-route.ts";
 
 export interface EdgeOptions {
   /** The I/O used for upstream calls: override in tests, or to instrument fetch. */
@@ -67,6 +69,11 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   app.get("/status", inboundAuth(), requireAdmin(), statusHandler(deps));
   app.get("/metadata", edgeMetadataHandler(deps.now));
   app.get("/.well-known/jwks.json", jwksHandler);
+  app.post("/admin/channels/:channel/register", inboundAuth(), requireAdmin(), registerHandler(deps));
+  app.get("/admin/channels/:channel/events", inboundAuth(), requireAdmin(), replayHandler);
+
+  // Subscription notifications in: authenticated by the channel's own secret.
+  app.post("/webhooks/:channel", webhookHandler);
 
   // One search across sources (GET), and a batch whose entries name their sources (POST).
   app.all("/aggregate/:resourceType", inboundAuth(), aggregateSearchHandler(aggregate));

@@ -1,3 +1,4 @@
+import { resolveChannel, type ChannelConfig } from "./channel.ts";
 import { parseConnectionString } from "./connection-string.ts";
 import { resolveSource, type SourceInput } from "./source.ts";
 import { RESERVED_NAMES, SOURCE_NAME, type ConfigIssue, type SourceConfig } from "./types.ts";
@@ -12,6 +13,9 @@ export interface EdgeConfig {
   sources: ReadonlyMap<string, SourceConfig>;
   /** Sources declared but unusable, with what is wrong: requests to them answer 500. */
   brokenSources: ReadonlyMap<string, ConfigIssue[]>;
+  /** Subscription channels from `FHIR_CHANNELS`. */
+  channels: ReadonlyMap<string, ChannelConfig>;
+  brokenChannels: ReadonlyMap<string, ConfigIssue[]>;
   /** Who may call the edge; undefined when that setting itself is broken (every request then fails closed). */
   inbound: InboundAuthConfig | undefined;
   adminClients: ReadonlySet<string>;
@@ -116,6 +120,18 @@ export function readEdgeConfig(env: Readonly<Record<string, unknown>>): EdgeConf
     }
   }
 
+  const channels = new Map<string, ChannelConfig>();
+  const brokenChannels = new Map<string, ConfigIssue[]>();
+  const declaredSources = new Set(declared.keys());
+  for (const [name, spec] of Object.entries(readJsonVar(env.FHIR_CHANNELS, "FHIR_CHANNELS", issues))) {
+    const resolved = resolveChannel(name, spec, { env, allowInsecureHttp, sources: declaredSources });
+    if (resolved.ok) channels.set(name, resolved.value);
+    else {
+      brokenChannels.set(name, resolved.error);
+      issues.push(...resolved.error);
+    }
+  }
+
   const inbound = readInboundAuth(env, issues);
   const adminClients = new Set(list(env.PROXY_ADMIN_CLIENTS));
   let publicUrl: string | undefined;
@@ -129,7 +145,7 @@ export function readEdgeConfig(env: Readonly<Record<string, unknown>>): EdgeConf
     }
   }
   const aggregate = readAggregateSettings(env, issues);
-  return { sources, brokenSources, inbound, adminClients, publicUrl, allowInsecureHttp, aggregate, issues };
+  return { sources, brokenSources, channels, brokenChannels, inbound, adminClients, publicUrl, allowInsecureHttp, aggregate, issues };
 }
 
 function readAggregateSettings(env: Readonly<Record<string, unknown>>, issues: ConfigIssue[]): AggregateSettings {

@@ -1,4 +1,5 @@
 import { err, ok, type Result } from "../result.ts";
+import { isHttpUrl } from "../url.ts";
 import type { ConfigIssue, JwtAlg, RetryPolicy, SourceConfig, UpstreamAuth } from "./types.ts";
 
 /** What either declaration form (connection string or JSON) hands to validation. */
@@ -308,14 +309,6 @@ function looksLikePrivateKey(text: string): boolean {
   }
 }
 
-function isHttpUrl(text: string): boolean {
-  try {
-    const u = new URL(text);
-    return u.protocol === "https:" || u.protocol === "http:";
-  } catch {
-    return false;
-  }
-}
 
 function validateBaseUrl(raw: string | undefined, allowInsecureHttp: boolean): Result<string, { code: string; message: string }> {
   if (raw === undefined || raw === "") return err({ code: "missing-field", message: "url is required" });

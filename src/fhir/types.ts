@@ -25,7 +25,8 @@ export type IssueType =
   | "timeout"
   | "throttled"
   | "transient"
-  | "incomplete";
+  | "incomplete"
+  | "informational";
 
 export interface Coding {
   system?: string;

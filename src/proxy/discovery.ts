@@ -52,10 +52,16 @@ export function replaceSecurity(text: string, xml: boolean, security: Capability
   return JSON.stringify(statement);
 }
 
+/** How long a source's rewritten CapabilityStatement is reused by an isolate. */
+export const METADATA_TTL_MS = 60_000;
+const metadataCache = new WeakMap<object, Map<string, { expires: number; status: number; headers: [string, string][]; body: string }>>();
+
 /**
  * `GET /:source/metadata`: the upstream's CapabilityStatement with its
  * security replaced by the edge's and its URLs rewritten to the edge.
- * Public, like the FHIR spec expects of `metadata`.
+ * Public, like the FHIR spec expects of `metadata`; a successful answer is
+ * reused for a minute per isolate, so anonymous callers cannot make the edge
+ * hammer the upstream with its credentials.
  */
 export const sourceMetadataHandler =
   (deps: ForwardDeps) =>
@@ -66,6 +72,18 @@ export const sourceMetadataHandler =
     c.set("logRoute", "metadata");
     const located = locateRequest(c, config.publicUrl, source.name);
     const requestId = c.get("requestId");
+    let cache = metadataCache.get(source);
+    if (!cache) {
+      cache = new Map();
+      metadataCache.set(source, cache);
+    }
+    const cacheKey = `${located.edgeBase} ${located.search} ${c.req.header("Accept") ?? ""}`;
+    const hit = cache.get(cacheKey);
+    if (hit && hit.expires > deps.now()) {
+      const headers = new Headers(hit.headers);
+      headers.set("X-Request-Id", requestId);
+      return new Response(hit.body, { status: hit.status, headers });
+    }
     const credentials = credentialsFor(source, c.env);
     const headers = c.req.raw.headers;
     const { response, attempts } = await forward(
@@ -93,7 +111,12 @@ export const sourceMetadataHandler =
       }
     }
     const out = clientResponseHeaders(response.headers, rewriter.rewriteHeader, credentials.secrets(), requestId, true);
-    return new Response(rewriter.rewriteText(text), { status: response.status, headers: out });
+    const body = rewriter.rewriteText(text);
+    if (response.ok) {
+      if (cache.size > 32) cache.clear();
+      cache.set(cacheKey, { expires: deps.now() + METADATA_TTL_MS, status: response.status, headers: [...out], body });
+    }
+    return new Response(body, { status: response.status, headers: out });
   };
 
 /**

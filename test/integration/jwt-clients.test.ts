@@ -75,15 +75,14 @@ describe("verifying client JWTs", () => {
     expect(jwksFetches).toBe(1);
   });
 
-  const refusals: Array<[string, (() => Promise<string>) | undefined, string]> = [
+  it.each<[string, (() => Promise<string>) | undefined, string]>([
     ["no token", undefined, "missing-credentials"],
     ["an expired token", () => token({ scope: "system/*.rs" }, { exp: Math.floor(Date.now() / 1000) - 120 }), "token-expired"],
     ["a foreign issuer", () => token({ scope: "system/*.rs" }, { iss: "https://evil.example" }), "invalid-token"],
     ["another audience", () => token({ scope: "system/*.rs" }, { aud: "https://other.example" }), "invalid-token"],
     ["a key not in the JWKS", () => token({ scope: "system/*.rs" }, { key: foreignKey }), "invalid-token"],
     ["garbage", async () => "not.a.jwt", "invalid-token"],
-  ];
-  it.each(refusals)("refuses %s: 401 with WWW-Authenticate, nothing upstream", async (_, make, code) => {
+  ])("refuses %s: 401 with WWW-Authenticate, nothing upstream", async (_, make, code) => {
     const headers: Record<string, string> = make ? { Authorization: `Bearer ${await make()}` } : {};
     const res = await edge.fetch("/ehr/Patient/demo-patient-1", { headers });
     expect(res.status).toBe(401);

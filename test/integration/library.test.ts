@@ -20,7 +20,7 @@ const dir = join(".wrangler", "tmp", `library-${process.pid}`);
 const WORKER = `
 import { Hono } from "hono";
 import { createEdge } from "./dist/index.js";
-export { TokenCoordinator } from "./dist/index.js";
+export { ChannelObject, TokenCoordinator } from "./dist/index.js";
 
 const app = new Hono();
 app.get("/", (c) => c.text("my own app"));

@@ -232,3 +232,23 @@ describe("logs", () => {
     for (const secret of ["Lovelace", "1941-02-02", "Secretname", UPSTREAM_TOKEN, CLIENT_KEY]) expect(logs).not.toContain(secret);
   });
 });
+
+describe("metadata is public but cached", () => {
+  it("a second /:source/metadata within a minute does not reach the upstream", async () => {
+    upstream.reset();
+    await edge.fetch(`/medplum/metadata?_summary=true`);
+    await edge.fetch(`/medplum/metadata?_summary=true`);
+    expect(upstream.requests.filter((r) => r.path.includes("/metadata"))).toHaveLength(1);
+  });
+});
+
+describe("XML CapabilityStatement", () => {
+  it("/:source/metadata?_format=xml: the edge's security, no upstream OAuth URL", async () => {
+    const res = await edge.fetch(`/medplum/metadata?_format=xml`);
+    expect(res.headers.get("content-type")).toContain("xml");
+    const xml = await res.text();
+    expect(xml).toContain("<security><cors value=\"true\"/><description value=\"fhir-edge: send an API key");
+    expect(xml).not.toContain("fake-auth");
+    expect(xml).not.toContain(upstream.origin);
+  });
+});

@@ -1,4 +1,6 @@
 import type { UpstreamAuth } from "../../config/types.ts";
+import { isHttpUrl } from "../../url.ts";
+import { fetchWithTimeout } from "../../fetch-with-timeout.ts";
 import { CLIENT_ASSERTION_TYPE, signAssertion, type AssertionKey } from "./assertion.ts";
 
 export type OAuthAuth = Extract<UpstreamAuth, { kind: "client-credentials" | "jwt-assertion" }>;
@@ -37,9 +39,7 @@ export async function requestToken(
   } else {
     headers.set("Authorization", `Basic ${btoa(`${formEncode(auth.clientId)}:${formEncode(auth.clientSecret)}`)}`);
   }
-  return fetcher(
-    new Request(tokenUrl, { method: "POST", headers, body: form.toString(), redirect: "manual", signal: AbortSignal.timeout(timeoutMs) }),
-  );
+  return fetchWithTimeout(new Request(tokenUrl, { method: "POST", headers, body: form.toString(), redirect: "manual" }), timeoutMs, fetcher);
 }
 
 const OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris";
@@ -51,7 +51,7 @@ const OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/o
  * @see https://hl7.org/fhir/smart-app-launch/conformance.html
  */
 export async function discoverTokenUrl(baseUrl: string, fetcher: (request: Request) => Promise<Response>, timeoutMs: number): Promise<string | undefined> {
-  const get = (url: string) => fetcher(new Request(url, { headers: { Accept: "application/json" }, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) }));
+  const get = (url: string) => fetchWithTimeout(new Request(url, { headers: { Accept: "application/json" }, redirect: "manual" }), timeoutMs, fetcher);
   try {
     const res = await get(`${baseUrl}/.well-known/smart-configuration`);
     if (res.ok) {
@@ -81,11 +81,3 @@ export async function discoverTokenUrl(baseUrl: string, fetcher: (request: Reque
   return undefined;
 }
 
-function isHttpUrl(text: string): boolean {
-  try {
-    const u = new URL(text);
-    return u.protocol === "https:" || u.protocol === "http:";
-  } catch {
-    return false;
-  }
-}

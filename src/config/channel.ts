@@ -1,0 +1,197 @@
+import { err, ok, type Result } from "../result.ts";
+import { SOURCE_NAME, type ConfigIssue } from "./types.ts";
+
+export interface FilterBy {
+  resourceType?: string;
+  filterParameter: string;
+  comparator?: string;
+  modifier?: string;
+  value: string;
+}
+
+export interface TargetConfig {
+  url: string;
+  headers: ReadonlyArray<readonly [string, string]>;
+  signingSecret?: string;
+  /** Milliseconds; the cap of the retry backoff for this target. */
+  maxBackoffMs: number;
+}
+
+/** One subscription at one source, relayed to its targets. */
+export interface ChannelConfig {
+  name: string;
+  source: string;
+  topic: string;
+  filterBy: FilterBy[];
+  payload: "empty" | "id-only" | "full-resource";
+  /** Seconds, as the Subscription asks the server; liveness checks after twice this. */
+  heartbeatPeriod?: number;
+  timeout?: number;
+  secret: string;
+  sequencing: "strict" | "per-bundle" | "none";
+  /** The Subscription form `register` creates: R5, or the R4B / R4 backport profile. */
+  fhirVersion: "R5" | "R4B" | "R4";
+  /** Milliseconds an out-of-order event may wait for the ones before it before `$events` is asked. */
+  gapGraceMs: number;
+  retention: { maxEvents: number; maxAgeMs: number };
+  targets: TargetConfig[];
+}
+
+export const CHANNEL_DEFAULTS = {
+  payload: "id-only",
+  sequencing: "strict",
+  fhirVersion: "R4",
+  gapGracePeriod: 5,
+  maxBackoff: 30,
+  retentionEvents: 10_000,
+  retentionSeconds: 7 * 24 * 3600,
+} as const;
+
+const KNOWN = new Set([
+  "source",
+  "topic",
+  "filterBy",
+  "payload",
+  "heartbeatPeriod",
+  "timeout",
+  "secret",
+  "targets",
+  "sequencing",
+  "fhirVersion",
+  "gapGracePeriod",
+  "retentionEvents",
+  "retentionSeconds",
+]);
+const TARGET_KNOWN = new Set(["url", "headers", "signingSecret", "maxBackoff"]);
+
+/**
+ * Validates one channel of `FHIR_CHANNELS`, resolving `env:NAME` secrets.
+ * Collects every problem; never puts a value in a message.
+ * @see ../../shared/design.md section 3, `POST /webhooks/:channel`
+ */
+export function resolveChannel(
+  name: string,
+  spec: unknown,
+  ctx: { env: Readonly<Record<string, unknown>>; allowInsecureHttp: boolean; sources: ReadonlySet<string> },
+): Result<ChannelConfig, ConfigIssue[]> {
+  const issues: ConfigIssue[] = [];
+  const issue = (field: string | undefined, code: string, message: string) =>
+    issues.push({ subject: name, ...(field ? { field } : {}), code, message: `Channel ${name}: ${message}` });
+  if (!SOURCE_NAME.test(name)) issue(undefined, "invalid-channel-name", "a channel name is lower-case letters, digits and '-', at most 63");
+  const o = spec !== null && typeof spec === "object" && !Array.isArray(spec) ? (spec as Record<string, unknown>) : undefined;
+  if (!o) {
+    issue(undefined, "invalid-value", "a channel must be an object");
+    return err(issues);
+  }
+  for (const key of Object.keys(o)) if (!KNOWN.has(key)) issue(key, "unknown-field", `unknown field ${key}`);
+
+  const secretOf = (field: string, raw: unknown): string | undefined => {
+    if (typeof raw !== "string" || raw === "") return undefined;
+    if (!raw.startsWith("env:")) return raw;
+    const value = ctx.env[raw.slice(4)];
+    if (typeof value !== "string" || value === "") {
+      issue(field, "missing-binding", `${field} refers to the binding ${raw.slice(4)}, which is not set`);
+      return undefined;
+    }
+    return value;
+  };
+  const seconds = (field: string, fallback: number | undefined, min: number): number | undefined => {
+    const raw = o[field];
+    if (raw === undefined) return fallback;
+    const n = typeof raw === "number" ? raw : typeof raw === "string" ? Number(raw) : NaN;
+    if (!Number.isFinite(n) || n < min) {
+      issue(field, "invalid-value", `${field} must be a number of seconds, at least ${min}`);
+      return fallback;
+    }
+    return n;
+  };
+  const oneOf = <T extends string>(field: string, allowed: readonly T[], fallback: T): T => {
+    const raw = o[field];
+    if (raw === undefined) return fallback;
+    if (typeof raw === "string" && (allowed as readonly string[]).includes(raw)) return raw as T;
+    issue(field, "invalid-value", `${field} must be one of ${allowed.join(", ")}`);
+    return fallback;
+  };
+  const httpUrl = (field: string, raw: unknown): string | undefined => {
+    try {
+      const u = new URL(String(raw));
+      if (u.protocol === "https:" || (u.protocol === "http:" && ctx.allowInsecureHttp)) return u.href;
+      issue(field, u.protocol === "http:" ? "insecure-url" : "invalid-url", u.protocol === "http:" ? 'plain-http targets need ALLOW_INSECURE_HTTP = "true"' : `${field} must be an https URL`);
+    } catch {
+      issue(field, "invalid-url", `${field} must be an absolute https URL`);
+    }
+    return undefined;
+  };
+
+  const source = typeof o.source === "string" ? o.source : "";
+  if (source === "") issue("source", "missing-field", "source is required");
+  else if (!ctx.sources.has(source)) issue("source", "unknown-source", `source ${source} is not a configured source`);
+  const topic = typeof o.topic === "string" ? o.topic : "";
+  if (topic === "") issue("topic", "missing-field", "topic (the SubscriptionTopic canonical URL) is required");
+  const secret = secretOf("secret", o.secret);
+  if (o.secret === undefined || o.secret === "") issue("secret", "missing-field", "secret is required: the source authenticates its notifications with it");
+
+  const filterBy: FilterBy[] = [];
+  if (o.filterBy !== undefined) {
+    if (!Array.isArray(o.filterBy)) issue("filterBy", "invalid-value", "filterBy must be a list");
+    else
+      for (const [i, f] of o.filterBy.entries()) {
+        const x = (f ?? {}) as Record<string, unknown>;
+        if (typeof x.filterParameter !== "string" || typeof x.value !== "string") {
+          issue(`filterBy[${i}]`, "invalid-value", "each filterBy needs filterParameter and value (strings)");
+          continue;
+        }
+        filterBy.push({
+          filterParameter: x.filterParameter,
+          value: x.value,
+          ...(typeof x.resourceType === "string" ? { resourceType: x.resourceType } : {}),
+          ...(typeof x.comparator === "string" ? { comparator: x.comparator } : {}),
+          ...(typeof x.modifier === "string" ? { modifier: x.modifier } : {}),
+        });
+      }
+  }
+
+  const targets: TargetConfig[] = [];
+  if (!Array.isArray(o.targets) || o.targets.length === 0) issue("targets", "missing-field", "targets must list at least one webhook target");
+  else
+    for (const [i, t] of o.targets.entries()) {
+      const field = `targets[${i}]`;
+      const x = t !== null && typeof t === "object" ? (t as Record<string, unknown>) : {};
+      for (const key of Object.keys(x)) if (!TARGET_KNOWN.has(key)) issue(`${field}.${key}`, "unknown-field", `unknown field ${field}.${key}`);
+      const url = httpUrl(`${field}.url`, x.url);
+      const headers: Array<[string, string]> = [];
+      for (const [h, v] of Object.entries((x.headers ?? {}) as Record<string, unknown>)) {
+        const value = secretOf(`${field}.headers.${h}`, v);
+        if (value === undefined || /[\r\n\0]/.test(value) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h)) {
+          if (!issues.some((e) => e.field === `${field}.headers.${h}`)) issue(`${field}.headers.${h}`, "invalid-header", `header ${h} is not a valid header`);
+        } else headers.push([h, value]);
+      }
+      const signingSecret = x.signingSecret === undefined ? undefined : secretOf(`${field}.signingSecret`, x.signingSecret);
+      const maxBackoff = x.maxBackoff === undefined ? CHANNEL_DEFAULTS.maxBackoff : Number(x.maxBackoff);
+      if (!Number.isFinite(maxBackoff) || maxBackoff < 1) issue(`${field}.maxBackoff`, "invalid-value", "maxBackoff must be at least 1 second");
+      if (url && targets.some((other) => other.url === url)) issue(`${field}.url`, "duplicate-target", "two targets have the same url");
+      if (url) targets.push({ url, headers, ...(signingSecret ? { signingSecret } : {}), maxBackoffMs: Math.round(maxBackoff * 1000) });
+    }
+
+  const heartbeatPeriod = seconds("heartbeatPeriod", undefined, 1);
+  const timeout = seconds("timeout", undefined, 1);
+  const config: ChannelConfig = {
+    name,
+    source,
+    topic,
+    filterBy,
+    payload: oneOf("payload", ["empty", "id-only", "full-resource"] as const, CHANNEL_DEFAULTS.payload),
+    ...(heartbeatPeriod !== undefined ? { heartbeatPeriod } : {}),
+    ...(timeout !== undefined ? { timeout } : {}),
+    secret: secret ?? "",
+    sequencing: oneOf("sequencing", ["strict", "per-bundle", "none"] as const, CHANNEL_DEFAULTS.sequencing),
+    fhirVersion: oneOf("fhirVersion", ["R5", "R4B", "R4"] as const, CHANNEL_DEFAULTS.fhirVersion),
+    gapGraceMs: Math.round((seconds("gapGracePeriod", CHANNEL_DEFAULTS.gapGracePeriod, 0) ?? 0) * 1000),
+    retention: {
+      maxEvents: seconds("retentionEvents", CHANNEL_DEFAULTS.retentionEvents, 1) ?? CHANNEL_DEFAULTS.retentionEvents,
+      maxAgeMs: Math.round((seconds("retentionSeconds", CHANNEL_DEFAULTS.retentionSeconds, 60) ?? CHANNEL_DEFAULTS.retentionSeconds) * 1000),
+    },
+    targets,
+  };
+  return issues.length > 0 ? err(issues) : ok(config);
+}

@@ -1,0 +1,111 @@
+import type { Context } from "hono";
+import { credentialsFor } from "../auth/upstream/index.ts";
+import type { EdgeHonoEnv } from "../context.ts";
+import { InvalidRequestError, UpstreamUnavailableError } from "../errors.ts";
+import { FHIR_JSON } from "../fhir/types.ts";
+import { forward, type ForwardDeps } from "../proxy/forward.ts";
+import { upstreamRequestHeaders } from "../proxy/headers.ts";
+import { requireSource } from "../proxy/sources.ts";
+import { buildSubscription, CHANNEL_TAG_SYSTEM, redactSubscription } from "./subscription-resource.ts";
+import { channelStub, requireChannel } from "./webhook-route.ts";
+
+/** The edge's own base: `PUBLIC_URL`, else the request's origin and the path the edge is mounted under. */
+function edgeBase(c: Context<EdgeHonoEnv>, marker: string): string {
+  const publicUrl = c.get("config").publicUrl;
+  if (publicUrl) return publicUrl;
+  const url = new URL(c.req.url);
+  const at = url.pathname.indexOf(marker);
+  return url.origin + (at > 0 ? url.pathname.slice(0, at) : "");
+}
+
+/**
+ * `POST /admin/channels/:channel/register`: creates, or updates, the channel's
+ * Subscription at its source (fhir-tbs parity), pointing at
+ * `<edge>/webhooks/<channel>` with the channel secret as a header. The
+ * Subscription is found again by the edge's tag (or the id recorded at the
+ * last registration), so registering twice updates one Subscription.
+ * @see ../../shared/design.md section 3, managed subscriptions
+ */
+export const registerHandler =
+  (deps: ForwardDeps) =>
+  async (c: Context<EdgeHonoEnv>): Promise<Response> => {
+    const name = c.req.param("channel") ?? "";
+    c.set("logRoute", "admin/channels/{channel}/register");
+    const config = c.get("config");
+    const channel = requireChannel(config, name);
+    const source = requireSource(config, channel.source);
+    c.set("logSource", source.name);
+    const credentials = credentialsFor(source, c.env, deps.now);
+    const requestId = c.get("requestId");
+    const call = async (method: string, url: string, body: string | null) => {
+      const { response } = await forward(
+        {
+          sourceName: source.name,
+          method,
+          url,
+          headers: async () =>
+            upstreamRequestHeaders(new Headers({ Accept: "application/fhir+json", ...(body ? { "Content-Type": "application/fhir+json" } : {}) }), source.headers, await credentials.authorization(), requestId),
+          body: body === null ? null : new TextEncoder().encode(body).buffer as ArrayBuffer,
+          retryable: method !== "POST",
+          retry: source.retry,
+          timeoutMs: source.timeoutMs,
+        },
+        deps,
+      );
+      return response;
+    };
+
+    const stub = channelStub(c.env, name);
+    let id = (await stub.subscriptionId()) ?? undefined;
+    if (!id) {
+      const search = await call("GET", `${source.baseUrl}/Subscription?_tag=${encodeURIComponent(`${CHANNEL_TAG_SYSTEM}|${name}`)}`, null);
+      if (search.ok) {
+        const bundle = (await search.json()) as { entry?: Array<{ resource?: { id?: string } }> };
+        id = bundle.entry?.find((e) => e.resource?.id)?.resource?.id;
+      } else await search.body?.cancel();
+    }
+    const endpoint = `${edgeBase(c, "/admin/channels/")}/webhooks/${name}`;
+    const resource = buildSubscription(channel, endpoint, id);
+    const response = id
+      ? await call("PUT", `${source.baseUrl}/Subscription/${encodeURIComponent(id)}`, JSON.stringify(resource))
+      : await call("POST", `${source.baseUrl}/Subscription`, JSON.stringify(resource));
+    const text = await response.text();
+    if (!response.ok) {
+      throw new UpstreamUnavailableError("registration-failed", `Source ${source.name} refused the Subscription for channel ${name} (HTTP ${response.status})`);
+    }
+    let saved: Record<string, unknown> = {};
+    try {
+      saved = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      // a server answering 201 with no body: the id comes from Location
+    }
+    const location = response.headers.get("Location") ?? "";
+    const savedId = typeof saved.id === "string" ? saved.id : /Subscription\/([^/]+)/.exec(location)?.[1];
+    if (!savedId) throw new UpstreamUnavailableError("registration-failed", `Source ${source.name} did not say which Subscription it saved for channel ${name}`);
+    await stub.setSubscription(name, savedId);
+    return new Response(JSON.stringify(redactSubscription({ ...resource, ...saved, id: savedId }, channel.secret)), {
+      status: id ? 200 : 201,
+      headers: { "Content-Type": FHIR_JSON },
+    });
+  };
+
+/**
+ * `GET /admin/channels/:channel/events?since=N`: the retained notifications
+ * after event N, as a `collection` Bundle of notification Bundles, so a target
+ * that lost its own state can catch up.
+ */
+export const replayHandler = async (c: Context<EdgeHonoEnv>): Promise<Response> => {
+  const name = c.req.param("channel") ?? "";
+  c.set("logRoute", "admin/channels/{channel}/events");
+  requireChannel(c.get("config"), name);
+  const sinceRaw = c.req.query("since") ?? "0";
+  if (!/^\d{1,15}$/.test(sinceRaw)) throw new InvalidRequestError("invalid-since", "since must be a non-negative event number");
+  const bodies = await channelStub(c.env, name).events(name, Number(sinceRaw));
+  const bundle = {
+    resourceType: "Bundle",
+    type: "collection",
+    total: bodies.length,
+    entry: bodies.map((b) => ({ resource: JSON.parse(b) as unknown })),
+  };
+  return new Response(JSON.stringify(bundle), { headers: { "Content-Type": FHIR_JSON } });
+};

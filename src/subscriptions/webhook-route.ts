@@ -1,0 +1,108 @@
+import type { Context } from "hono";
+import { presentedCredential } from "../auth/inbound/api-key.ts";
+import { digest, findSecret } from "../auth/constant-time.ts";
+import type { ChannelConfig } from "../config/channel.ts";
+import type { EdgeConfig } from "../config/edge-config.ts";
+import type { EdgeHonoEnv } from "../context.ts";
+import { ConfigurationError, InvalidRequestError, NotFoundError, UnauthenticatedError } from "../errors.ts";
+import { operationOutcome } from "../fhir/operation-outcome.ts";
+import { FHIR_JSON } from "../fhir/types.ts";
+import type { ChannelObject } from "./channel-object.ts";
+import { parseNotification } from "./notification.ts";
+
+/** The largest notification Bundle accepted (full-resource payloads included). */
+export const MAX_NOTIFICATION_BYTES = 4 * 1024 * 1024;
+
+const secretDigests = new WeakMap<ChannelConfig, Promise<ArrayBuffer>>();
+
+/** A configured channel by name: 404 when unknown, 500 naming the channel and fields when misconfigured. */
+export function requireChannel(config: EdgeConfig, name: string): ChannelConfig {
+  const channel = config.channels.get(name);
+  if (channel) return channel;
+  const broken = config.brokenChannels.get(name);
+  if (broken) {
+    const fields = broken.map((i) => i.field).filter((f): f is string => f !== undefined);
+    throw new ConfigurationError("channel-misconfigured", `Channel ${name} is misconfigured: ${broken.map((i) => i.message.replace(`Channel ${name}: `, "")).join("; ")}`, fields.length ? fields : undefined);
+  }
+  throw new NotFoundError("channel-not-found", `No channel named ${JSON.stringify(name.slice(0, 64))} is configured on this edge`);
+}
+
+export function channelStub(env: EdgeHonoEnv["Bindings"], name: string): DurableObjectStub<ChannelObject> {
+  const ns = env.CHANNELS as DurableObjectNamespace<ChannelObject>;
+  return ns.get(ns.idFromName(name));
+}
+
+async function readLimited(request: Request, limit: number): Promise<string> {
+  const declared = Number(request.headers.get("Content-Length") ?? "0");
+  if (declared > limit) throw new InvalidRequestError("body-too-large", `A notification may be at most ${limit} bytes`);
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      throw new InvalidRequestError("body-too-large", `A notification may be at most ${limit} bytes`);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    all.set(c, offset);
+    offset += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
+}
+
+const NOT_A_NOTIFICATION: Record<string, string> = {
+  "not-a-bundle": "The body must be a FHIR Bundle",
+  "not-a-notification":
+    "The Bundle is not a subscription notification: expected an R5 subscription-notification Bundle, or a history Bundle whose first entry is a SubscriptionStatus (R4B) or a Parameters status (R4 backport)",
+  "invalid-event-number": "An event number or eventsSinceSubscriptionStart is not a non-negative integer64 within 2^53 - 1",
+  "invalid-type": "The notification's type is not handshake, heartbeat, event-notification, query-status or query-event",
+};
+
+/**
+ * `POST /webhooks/:channel`: a source delivers a notification. The channel
+ * secret (X-Api-Key or Bearer, compared in constant time) authenticates it;
+ * the body must be one of the three wire forms. The 200 is sent only once the
+ * channel's Durable Object has the notification in storage.
+ * @see ../../shared/design.md section 3, `POST /webhooks/:channel`
+ */
+export const webhookHandler = async (c: Context<EdgeHonoEnv>): Promise<Response> => {
+  const name = c.req.param("channel") ?? "";
+  c.set("logRoute", "webhooks/{channel}");
+  const channel = requireChannel(c.get("config"), name);
+  c.set("logSource", channel.source);
+  const presented = presentedCredential(c.req.raw.headers);
+  let expected = secretDigests.get(channel);
+  if (!expected) {
+    expected = digest(channel.secret);
+    secretDigests.set(channel, expected);
+  }
+  if (!presented || (await findSecret(presented, [await expected])) === -1) {
+    throw new UnauthenticatedError(presented ? "invalid-credentials" : "missing-credentials", "Notifications need the channel secret (X-Api-Key or Authorization: Bearer)", 'Bearer realm="fhir-edge-webhooks"');
+  }
+
+  const text = await readLimited(c.req.raw, MAX_NOTIFICATION_BYTES);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new InvalidRequestError("invalid-json", "The notification is not valid JSON");
+  }
+  const parsed = parseNotification(body);
+  if (!parsed.ok) throw new InvalidRequestError(parsed.error, NOT_A_NOTIFICATION[parsed.error] ?? "Not a notification");
+
+  const result = await channelStub(c.env, name).accept(name, parsed.value, text);
+  if (!result.ok) throw new InvalidRequestError(result.code, result.message);
+  const message = `Accepted ${parsed.value.type}: ${result.stored} new, ${result.duplicates} already seen, ${result.held} held for earlier events`;
+  return new Response(JSON.stringify(operationOutcome({ issueCode: "informational", code: "accepted", message, severity: "information", requestId: c.get("requestId") })), {
+    status: 200,
+    headers: { "Content-Type": FHIR_JSON },
+  });
+};

@@ -1,0 +1,84 @@
+/**
+ * Webhook targets for the subscription relay's tests: one loopback node:http server with any
+ * number of named targets (`POST /hooks/<name>`), each recording every delivery attempt and
+ * answering as the test says (fail the next n, or be down for good). Controlled from Node
+ * directly, or over HTTP from tests running inside workerd:
+ *   PUT /control/<name>   {"fail": n, "status": 503, "down": false}
+ *   GET /deliveries/<name>  -> [{ ok, status, headers, body }]
+ * Runs under Node 22 type stripping: only erasable TypeScript.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface Delivery {
+  ok: boolean;
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+  at: number;
+}
+
+interface Behaviour {
+  fail: number;
+  status: number;
+  down: boolean;
+}
+
+export interface WebhookReceiver {
+  port: number;
+  url(name: string): string;
+  deliveries(name: string): Delivery[];
+  control(name: string, behaviour: Partial<Behaviour>): void;
+  close(): Promise<void>;
+}
+
+export async function startWebhookReceiver(): Promise<WebhookReceiver> {
+  const deliveries = new Map<string, Delivery[]>();
+  const behaviours = new Map<string, Behaviour>();
+  const behaviour = (name: string) => behaviours.get(name) ?? { fail: 0, status: 503, down: false };
+  const control = (name: string, b: Partial<Behaviour>) => behaviours.set(name, { ...behaviour(name), ...b });
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks).toString("utf8");
+      const url = new URL(req.url ?? "/", "http://127.0.0.1");
+      const [, kind, name = ""] = url.pathname.split("/");
+      if (kind === "control" && req.method === "PUT") {
+        control(name, JSON.parse(body || "{}") as Partial<Behaviour>);
+        res.writeHead(204).end();
+        return;
+      }
+      if (kind === "deliveries" && req.method === "GET") {
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(deliveries.get(name) ?? []));
+        return;
+      }
+      if (kind === "hooks" && req.method === "POST") {
+        const b = behaviour(name);
+        const failing = b.down || b.fail > 0;
+        if (b.fail > 0) control(name, { fail: b.fail - 1 });
+        const status = failing ? b.status : 200;
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
+        deliveries.set(name, [...(deliveries.get(name) ?? []), { ok: !failing, status, headers, body, at: Date.now() }]);
+        res.writeHead(status).end();
+        return;
+      }
+      res.writeHead(404).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    url: (name) => `http://127.0.0.1:${port}/hooks/${name}`,
+    deliveries: (name) => deliveries.get(name) ?? [],
+    control,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
