@@ -133,7 +133,7 @@ export class ChannelObject extends DurableObject<Env> {
       .map((t) => ({
         target: showTarget(t.url),
         cursor: t.cursor,
-        lastEvent: this.#sql.exec<{ e: number | null }>("SELECT MAX(last_event) AS e FROM deliveries WHERE seq <= ?", t.cursor).one().e ?? this.#deliveredEventFloor(t.cursor),
+        lastEvent: this.#sql.exec<{ e: number | null }>("SELECT MAX(last_event) AS e FROM deliveries WHERE seq <= ?", t.cursor).one().e ?? this.#num("trimmedEventFloor") ?? null,
         delivered: t.delivered,
         failures: t.failures,
         nextAttemptAt: t.failures > 0 ? iso(t.next_attempt_at) : null,
@@ -552,11 +552,6 @@ export class ChannelObject extends DurableObject<Env> {
 
   #lastEvent(): number {
     return this.#num("lastEvent") ?? 0;
-  }
-
-  /** The highest event number among deliveries already trimmed (for a cursor whose rows are gone). */
-  #deliveredEventFloor(_cursor: number): number | null {
-    return this.#num("trimmedEventFloor") ?? null;
   }
 
   #get(key: string): string | undefined {
