@@ -8,7 +8,7 @@ import { smartScopes } from "./auth/inbound/authorize.ts";
 import { inboundAuth } from "./auth/inbound/index.ts";
 import { jwksHandler } from "./auth/upstream/jwks-route.ts";
 import type { EdgeHonoEnv } from "./context.ts";
-import { NotFoundError, renderError } from "./errors.ts";
+import { EdgeError, NotFoundError, renderError } from "./errors.ts";
 import { edgeMetadataHandler } from "./metadata/handler.ts";
 import { sourceMetadataHandler, smartConfigurationHandler } from "./proxy/discovery.ts";
 import { defaultDeps, type ForwardDeps } from "./proxy/forward.ts";
@@ -58,8 +58,10 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
 
   app.use("*", requestContext());
   app.onError((error, c) => {
-    if (!(error instanceof Error && "status" in error && "issueCode" in error)) {
-      console.error(JSON.stringify({ msg: "unhandled error", requestId: c.get("requestId"), error: String(error) }));
+    if (!(error instanceof EdgeError)) {
+      // The error's class and where it was thrown; never its message, which may quote a body.
+      const at = error instanceof Error ? error.stack?.split("\n").find((l) => l.trim().startsWith("at "))?.trim() : undefined;
+      console.error(JSON.stringify({ msg: "unhandled error", requestId: c.get("requestId"), error: error instanceof Error ? error.name : typeof error, at }));
     }
     return renderError(error, c.get("requestId") ?? crypto.randomUUID());
   });

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import pkg from "../../../package.json";
 import { createEdge, type AggregateHandler, type Resource, type TransformHandler } from "../../../src/index.ts";
 import { compileTransforms } from "../../../src/transform/transforms.ts";
@@ -101,6 +101,27 @@ describe("4. library: custom aggregate handlers", () => {
     const bundle = (await res.json()) as { entry: Array<{ fullUrl: string }> };
     expect(bundle.entry.map((e) => e.fullUrl)).toEqual(["https://edge.example/lab/Patient/p1", "https://edge.example/ehr/Patient/p1"]);
     expect(up.seen.sort()).toEqual(["https://ehr.example/fhir/R4/Observation?subject=p1", "https://lab.example/r4/Observation?subject=p1"]);
+  });
+});
+
+describe("an unexpected error in a handler", () => {
+  it("is a 500 internal-error OperationOutcome; neither the answer nor the log carries its message", async () => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(console, "error").mockImplementation((line: unknown) => void lines.push(String(line)));
+    try {
+      const boom: AggregateHandler = async () => {
+        throw new Error("Patient Jane Doe born 1970-01-01");
+      };
+      const res = await createEdge({ aggregates: { Patient: boom } }).request("https://edge.example/aggregate/Patient", { headers: KEY }, ENV);
+      expect(res.status).toBe(500);
+      const text = await res.text();
+      expect(JSON.parse(text)).toMatchObject({ resourceType: "OperationOutcome", issue: [{ code: "exception", details: { coding: [{ code: "internal-error" }] } }] });
+      expect(text).not.toContain("Jane");
+      expect(lines.join("\n")).toContain('"error":"Error"');
+      expect(lines.join("\n")).not.toContain("Jane");
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
 
