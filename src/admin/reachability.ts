@@ -25,7 +25,7 @@ export const REACHABILITY_TTL_MS = 60_000;
 /** A probe waits at most this long (or the source's `timeout`, if shorter). */
 const PROBE_TIMEOUT_MS = 5_000;
 
-const checks = new Map<string, { at: number; result: Promise<Reachability> }>();
+const checks = new Map<string, { at: number; result: Reachability }>();
 
 /**
  * A cheap probe: one `GET <base>/metadata`, no retry, with the source's extra
@@ -59,15 +59,16 @@ async function probe(source: SourceConfig, deps: ForwardDeps, requestId: string)
 /**
  * The source's last reachability check, probing again when the cached one
  * (per isolate, per source and base URL) is older than {@link REACHABILITY_TTL_MS}.
- * Concurrent callers share one probe.
+ * The cache holds the result, never the pending probe: a promise waiting on
+ * I/O belongs to the request that started it, and another request awaiting
+ * it would hang once that request is done.
  */
-export function reachability(source: SourceConfig, deps: ForwardDeps, requestId: string): Promise<Reachability> {
+export async function reachability(source: SourceConfig, deps: ForwardDeps, requestId: string): Promise<Reachability> {
   const key = `${source.name} ${source.baseUrl}`;
-  const now = deps.now();
   const cached = checks.get(key);
-  if (cached && now - cached.at < REACHABILITY_TTL_MS) return cached.result;
+  if (cached && deps.now() - cached.at < REACHABILITY_TTL_MS) return cached.result;
+  const result = await probe(source, deps, requestId);
   if (checks.size > 256) checks.clear();
-  const result = probe(source, deps, requestId);
-  checks.set(key, { at: now, result });
+  checks.set(key, { at: deps.now(), result });
   return result;
 }

@@ -1,32 +1,72 @@
 import type { MiddlewareHandler } from "hono";
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from "jose";
+import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import type { EdgeHonoEnv } from "../../context.ts";
 import { UnauthenticatedError, UpstreamUnavailableError } from "../../errors.ts";
+import { fetchWithTimeout } from "../../fetch-with-timeout.ts";
 
 const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+/** The JWKS is reused this long, then fetched again. */
+const JWKS_MAX_AGE_MS = 10 * 60_000;
+/** An unknown `kid` refetches the JWKS, but not more often than this. */
+const JWKS_COOLDOWN_MS = 30_000;
+const JWKS_TIMEOUT_MS = 5_000;
+
+interface KeySet {
+  fetchedAt: number;
+  getKey: JWTVerifyGetKey;
+}
 
 /**
  * `PROXY_AUTH=jwt`: `Authorization: Bearer <JWT>` verified with jose against
- * the remote JWKS (fetched once, cached per isolate, refetched on an unknown
- * `kid`), the issuer and the audience. Asymmetric algorithms only. The
- * client's name is the token's `sub`; its SMART scopes come from `scope`
+ * the remote JWKS, the issuer and the audience. Asymmetric algorithms only.
+ * The client's name is the token's `sub`; its SMART scopes come from `scope`
  * (space-separated) or `scp` (array).
+ *
+ * The JWKS is fetched by the request that needs it and kept as a value (not
+ * jose's remote set, whose pending fetch concurrent requests would share: in
+ * Workers a promise waiting on I/O belongs to the request that started it).
  * @see ../../../../shared/design.md section 2
  */
 export const jwtAuth = (settings: { jwksUrl: string; issuer: string; audience: string }): MiddlewareHandler<EdgeHonoEnv> => {
-  const jwks = createRemoteJWKSet(new URL(settings.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 600_000, timeoutDuration: 5_000 });
+  let keySet: KeySet | undefined;
   const challenge = (error?: string) => `Bearer realm="fhir-edge"${error ? `, error="${error}"` : ""}`;
+
+  async function fetchKeySet(): Promise<KeySet> {
+    let jwks: JSONWebKeySet;
+    try {
+      const response = await fetchWithTimeout(new Request(settings.jwksUrl, { headers: { Accept: "application/json" }, redirect: "manual" }), JWKS_TIMEOUT_MS);
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      jwks = (await response.json()) as JSONWebKeySet;
+      if (!Array.isArray(jwks?.keys)) throw new Error("no keys");
+    } catch (error) {
+      throw new UpstreamUnavailableError("jwks-unavailable", "The JWKS that verifies client tokens could not be fetched", error);
+    }
+    const fresh = { fetchedAt: Date.now(), getKey: createLocalJWKSet(jwks) };
+    keySet = fresh;
+    return fresh;
+  }
+
+  async function verify(token: string): Promise<JWTPayload> {
+    let keys = keySet && Date.now() - keySet.fetchedAt < JWKS_MAX_AGE_MS ? keySet : await fetchKeySet();
+    const options = { issuer: settings.issuer, audience: settings.audience, algorithms: ALGORITHMS };
+    try {
+      return (await jwtVerify(token, keys.getKey, options)).payload;
+    } catch (error) {
+      if (!(error instanceof errors.JWKSNoMatchingKey) || Date.now() - keys.fetchedAt < JWKS_COOLDOWN_MS) throw error;
+      keys = await fetchKeySet();
+      return (await jwtVerify(token, keys.getKey, options)).payload;
+    }
+  }
+
   return async (c, next) => {
     const header = c.req.header("Authorization");
     const match = header ? /^Bearer[ \t]+(\S+)\s*$/i.exec(header) : null;
     if (!match) throw new UnauthenticatedError("missing-credentials", "This edge needs a bearer JWT (Authorization: Bearer <token>)", challenge());
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(match[1]!, jwks, { issuer: settings.issuer, audience: settings.audience, algorithms: ALGORITHMS }));
+      payload = await verify(match[1]!);
     } catch (error) {
-      if (error instanceof errors.JWKSTimeout || (error instanceof TypeError && !(error instanceof errors.JOSEError))) {
-        throw new UpstreamUnavailableError("jwks-unavailable", "The JWKS that verifies client tokens could not be fetched", error);
-      }
+      if (error instanceof UpstreamUnavailableError) throw error;
       if (error instanceof errors.JWTExpired) throw new UnauthenticatedError("token-expired", "The token has expired", challenge("invalid_token"));
       throw new UnauthenticatedError("invalid-token", "The token is not valid for this edge (signature, issuer or audience)", challenge("invalid_token"));
     }
