@@ -1,0 +1,140 @@
+/**
+ * Load generators behind one interface: wrk (Debian's `wrk`) when it is on
+ * PATH, else autocannon from npm when installed. Each run is bounded in
+ * time and loopback only.
+ * Only erasable TypeScript: Node runs this file as it is.
+ */
+import { spawn } from "node:child_process";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { hasCommand, TASKSET } from "./processes.ts";
+
+export interface LoadResult {
+  requests: number;
+  seconds: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Connection, read, write errors and timeouts. */
+  errors: number;
+  /** Answers with a status of 400 or more (wrk) / outside 2xx (autocannon). */
+  badStatus: number;
+}
+
+export interface LoadRun {
+  url: string;
+  headers: Record<string, string>;
+  connections: number;
+  seconds: number;
+}
+
+export interface LoadGenerator {
+  name: string;
+  version: string;
+  /** How each run is started, for the report. */
+  describe(run: LoadRun): string;
+  run(run: LoadRun): Promise<LoadResult>;
+}
+
+export const AUTOCANNON_INSTALL = "npm install --save-exact -D autocannon@8.0.0";
+const WRK_SCRIPT = fileURLToPath(new URL("./wrk-report.lua", import.meta.url));
+
+function wrkArgs(run: LoadRun): string[] {
+  const args = ["-t1", `-c${run.connections}`, `-d${run.seconds}s`, "--timeout", "10s", "-s", WRK_SCRIPT];
+  for (const [k, v] of Object.entries(run.headers)) args.push("-H", `${k}: ${v}`);
+  args.push(run.url);
+  return args;
+}
+
+/** wrk with one thread, pinned to `core`; its Lua `done` hook prints the numbers as JSON. */
+export function wrk(core: number | undefined): LoadGenerator {
+  const version = (spawnSync("wrk", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0] ?? "wrk").split(" Copyright")[0]!.trim();
+  const command = (run: LoadRun) => (TASKSET && core !== undefined ? ["taskset", "-c", String(core), "wrk", ...wrkArgs(run)] : ["wrk", ...wrkArgs(run)]);
+  return {
+    name: "wrk",
+    version,
+    describe: (run) =>
+      command(run)
+        .map((a) => (a === WRK_SCRIPT ? "bench/wrk-report.lua" : /[\s:]/.test(a) ? `'${a}'` : a))
+        .join(" "),
+    run: (run) =>
+      new Promise((resolve, reject) => {
+        const [cmd, ...args] = command(run);
+        const child = spawn(cmd!, args, { stdio: ["ignore", "pipe", "pipe"] });
+        let out = "";
+        child.stdout.on("data", (c: Buffer) => (out += String(c)));
+        child.stderr.on("data", (c: Buffer) => (out += String(c)));
+        // wrk stops itself after -d; this only guards against a hang.
+        const guard = setTimeout(() => child.kill("SIGKILL"), (run.seconds + 20) * 1000);
+        child.on("exit", (code) => {
+          clearTimeout(guard);
+          const line = /^WRKJSON (.*)$/m.exec(out);
+          if (code !== 0 || !line) return reject(new Error(`wrk failed (${code}) on ${run.url}:\n${out}`));
+          const r = JSON.parse(line[1]!) as Record<string, number>;
+          const seconds = r.duration_us! / 1e6;
+          resolve({
+            requests: r.requests!,
+            seconds,
+            rps: r.requests! / seconds,
+            p50Ms: r.p50_us! / 1000,
+            p99Ms: r.p99_us! / 1000,
+            errors: r.connect! + r.read! + r.write! + r.timeout!,
+            badStatus: r.status!,
+          });
+        });
+      }),
+  };
+}
+
+interface AutocannonResult {
+  requests: { total: number };
+  duration: number;
+  latency: { p50: number; p99: number };
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+}
+type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+
+/** autocannon, in this process (so on this process's core), imported only when wrk is absent. */
+export async function autocannon(): Promise<LoadGenerator> {
+  let run: Autocannon;
+  let version = "autocannon";
+  try {
+    const mod = (await import("autocannon" as string)) as { default: Autocannon };
+    run = mod.default;
+    const { createRequire } = await import("node:module");
+    version = `autocannon ${(createRequire(import.meta.url)("autocannon/package.json") as { version: string }).version}`;
+  } catch {
+    throw new Error(
+      `No load generator: wrk is not installed and neither is autocannon.\n` +
+        `Install one:  apt-get install -y wrk   (preferred)\n` +
+        `         or:  ${AUTOCANNON_INSTALL}`,
+    );
+  }
+  return {
+    name: "autocannon",
+    version,
+    describe: (r) => `autocannon({ url: '${r.url}', connections: ${r.connections}, duration: ${r.seconds} })`,
+    async run(r) {
+      const result = await run({ url: r.url, connections: r.connections, duration: r.seconds, headers: r.headers, pipelining: 1, timeout: 10 });
+      return {
+        requests: result.requests.total,
+        seconds: result.duration,
+        rps: result.requests.total / result.duration,
+        p50Ms: result.latency.p50,
+        p99Ms: result.latency.p99,
+        errors: result.errors + result.timeouts,
+        badStatus: result.non2xx,
+      };
+    },
+  };
+}
+
+/** wrk when present (or BENCH_LOADGEN=wrk|autocannon to choose). */
+export async function loadGenerator(core: number | undefined): Promise<LoadGenerator> {
+  const wanted = process.env.BENCH_LOADGEN;
+  if (wanted === "autocannon") return autocannon();
+  if (wanted === "wrk" || hasCommand("wrk")) return wrk(core);
+  return autocannon();
+}

@@ -1,0 +1,413 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: what the edge costs, measured side by side in one run.
+ *
+ * Builds the edge as for deploy, runs it in plain workerd beside a bare
+ * pass-through Worker, puts nginx (when installed) beside them, and drives
+ * every row of bench/targets.ts with the same load generator against the
+ * same fixed upstream, alternating rows so drift hits all alike. Then runs
+ * the micro-benchmarks in workerd and writes bench/results.md and
+ * bench/results.svg. Every process it starts, it stops, also on failure.
+ *
+ * Environment (all optional): BENCH_SECONDS (per run, default 3),
+ * BENCH_REPS (default 3), BENCH_CONNECTIONS (the high concurrency, default
+ * 32), BENCH_TOKEN_LIFETIME (seconds, default 20), BENCH_LOADGEN
+ * (wrk|autocannon), BENCH_SKIP_MICRO=1, BENCH_ROWS=<id>,<id> (a subset of
+ * bench/targets.ts), BENCH_INSPECTOR=<port> (opens workerd's inspector, for
+ * bench/profile.ts).
+ * Only erasable TypeScript: Node runs this file as it is.
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import os from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { unstable_readConfig } from "wrangler";
+import { BUNDLE_BUDGET_GZIP_BYTES, buildForDeploy, measureBundle } from "./bundle-size.ts";
+import { PATIENT_ID, SEARCHSET_ENTRIES, searchsetJson } from "./fixtures.ts";
+import { BACKOFF_BATCH, CONNECTION_BATCH, MICRO_UPSTREAM } from "./micro/batches.ts";
+import { loadGenerator, type LoadGenerator, type LoadRun } from "./loadgen.ts";
+import { startNginx, type Nginx } from "./nginx.ts";
+import { cpuSecondsOf, onStop, pin, spawnPinned, stopAll, TASKSET, usableCores, waitForLine } from "./processes.ts";
+import { renderMarkdown, renderSvg, type MicroResult, type Report, type RowResult, type TargetCheck } from "./report.ts";
+import { summarize, type Sample } from "./stats.ts";
+import { BENCH_API_KEY, OAUTH_SOURCE, SOURCE, TARGETS, type Target, type Via } from "./targets.ts";
+import { BENCH_CLIENT_ID, BENCH_CLIENT_SECRET, startTokenEndpoint } from "./token-endpoint.ts";
+import { startWorkerd, type Workerd } from "./workerd.ts";
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const ROOT = dirname(BENCH_DIR);
+const OUT = join(BENCH_DIR, "out");
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const REPS = Number(process.env.BENCH_REPS ?? 3);
+const HIGH = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const TOKEN_LIFETIME = Number(process.env.BENCH_TOKEN_LIFETIME ?? 20);
+/** The edge refreshes `min(60 s, 10%)` before expiry (token-response.ts). */
+const TOKEN_REFRESH_EVERY = TOKEN_LIFETIME - Math.min(60, TOKEN_LIFETIME * 0.1);
+/** A safety net only: the bench is sized to finish in well under five minutes. */
+const WATCHDOG_MS = 9 * 60_000;
+
+const started = Date.now();
+const log = (msg: string) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${msg}`);
+
+interface Env {
+  upstream: string;
+  upstreamPid: number;
+  workerd: Workerd;
+  nginx: Nginx | undefined;
+  generatorCore: number | undefined;
+  proxyCore: number | undefined;
+}
+
+function baseUrl(env: Env, via: Via): string | undefined {
+  switch (via) {
+    case "direct":
+      return env.upstream;
+    case "nginx":
+      return env.nginx?.url;
+    case "bare-worker":
+      return env.workerd.passthroughUrl;
+    case "edge":
+      return env.workerd.edgeUrl;
+  }
+}
+
+function proxyPids(env: Env, via: Via): number[] {
+  switch (via) {
+    case "direct":
+      return [];
+    case "nginx":
+      return env.nginx?.pids() ?? [];
+    default:
+      return [env.workerd.pid];
+  }
+}
+
+/** Busy and total ticks of one core, from /proc/stat. */
+function coreTicks(core: number): { busy: number; total: number } {
+  const line = readFileSync("/proc/stat", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`cpu${core} `));
+  if (!line) return { busy: 0, total: 0 };
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - v[3]! - v[4]!, total };
+}
+
+/** Fetches a row once and checks its answer is the payload it should be. */
+async function check(env: Env, target: Target): Promise<void> {
+  const url = baseUrl(env, target.via)! + target.path;
+  const res = await fetch(url, { headers: target.headers ?? {} });
+  const body = await res.text();
+  const fail = (why: string) => {
+    throw new Error(`row "${target.label}" (${url}) ${why}; status ${res.status}, first bytes: ${body.slice(0, 300)}`);
+  };
+  if (res.status !== 200) fail("did not answer 200");
+  if (target.payload === "patient" && !body.includes(`"id":"${PATIENT_ID}"`)) fail("is not the bench Patient");
+  if (target.payload === "searchset") {
+    if ((body.match(/"fullUrl"/g) ?? []).length !== SEARCHSET_ENTRIES) fail(`is not the ${SEARCHSET_ENTRIES}-entry searchset`);
+    const edgeBase = `${env.workerd.edgeUrl}${SOURCE}/Patient/`;
+    if (target.rewritten && (!body.includes(edgeBase) || body.includes(env.upstream))) fail("did not have its URLs rewritten to the edge");
+    if (!target.rewritten && !body.includes(`${env.upstream}fhir/R4/Patient/`)) fail("changed the upstream's URLs");
+  }
+}
+
+async function measure(env: Env, generator: LoadGenerator, target: Target, connections: number, seconds: number): Promise<Sample> {
+  const run: LoadRun = { url: baseUrl(env, target.via)! + target.path, headers: target.headers ?? {}, connections, seconds };
+  const pids = proxyPids(env, target.via);
+  const cpu0 = cpuSecondsOf(pids);
+  const core0 = env.proxyCore === undefined ? undefined : coreTicks(env.proxyCore);
+  const result = await generator.run(run);
+  const cpu1 = cpuSecondsOf(pids);
+  const core1 = env.proxyCore === undefined ? undefined : coreTicks(env.proxyCore);
+  let foreignLoad: number | undefined;
+  if (core0 && core1 && core1.total > core0.total) {
+    const ticksPerSecond = (core1.total - core0.total) / result.seconds;
+    foreignLoad = Math.max(0, (core1.busy - core0.busy) / ticksPerSecond - (cpu1 - cpu0)) / result.seconds;
+  }
+  return {
+    ...result,
+    proxyCpuMsPerRequest: pids.length > 0 && result.requests > 0 ? ((cpu1 - cpu0) * 1000) / result.requests : undefined,
+    foreignLoad,
+  };
+}
+
+/** Reads what bench/micro/hot-paths.bench.ts wrote; `period` is ms per sample (a batch for the cheap ones). */
+function microResults(): MicroResult[] {
+  const dir = join(OUT, "micro");
+  const read = (name: string) => JSON.parse(readFileSync(join(dir, `${name}.json`), "utf8")) as { period: number };
+  // The Bundle the micro-benchmark rewrites (its base is the same length as the one it uses).
+  const bundleBytes = Buffer.byteLength(searchsetJson(MICRO_UPSTREAM));
+  return [
+    { name: "rewrite-bundle", label: "rewrite a 200 KB searchset (UTF-8 decode, rewrite, encode)", msPerOp: read("rewrite-bundle").period, bytes: bundleBytes },
+    { name: "rewrite-no-match", label: "the same steps on a 200 KB body without the upstream base", msPerOp: read("rewrite-no-match").period, bytes: bundleBytes },
+    { name: "decode-encode", label: "floor: UTF-8 decode and encode of the 200 KB, no rewrite", msPerOp: read("decode-encode").period, bytes: bundleBytes },
+    { name: "json-roundtrip", label: "for comparison: JSON.parse + JSON.stringify of the same bytes", msPerOp: read("json-roundtrip").period, bytes: bundleBytes },
+    { name: "connection-string", label: "parse + resolve a connection string (client credentials, header, retry params)", msPerOp: read("connection-string").period / CONNECTION_BATCH },
+    { name: "backoff", label: "compute a backoff (backoffDelay / retryDelay with Retry-After)", msPerOp: read("backoff").period / BACKOFF_BATCH },
+  ];
+}
+
+function runMicro(core: number | undefined): Promise<void> {
+  const dir = join(OUT, "micro");
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const require = createRequire(import.meta.url);
+  const vitest = join(dirname(require.resolve("vitest/package.json")), "vitest.mjs");
+  return new Promise((resolve, reject) => {
+    const child = spawnPinned(process.execPath, [vitest, "bench", "--run", "--config", join(BENCH_DIR, "vitest.config.ts")], core, {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, FORCE_COLOR: "0" },
+    });
+    let out = "";
+    child.stdout!.on("data", (c: Buffer) => (out += String(c)));
+    child.stderr!.on("data", (c: Buffer) => (out += String(c)));
+    const guard = setTimeout(() => child.kill("SIGKILL"), 120_000);
+    child.on("exit", (code) => {
+      clearTimeout(guard);
+      if (code === 0) resolve();
+      else reject(new Error(`vitest bench failed (${code}):\n${out.slice(-4000)}`));
+    });
+  });
+}
+
+function packageVersion(name: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(ROOT, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
+  } catch {
+    return "?";
+  }
+}
+
+async function main(): Promise<void> {
+  const cores = usableCores();
+  const pinned = TASKSET && cores.length >= 2;
+  const generatorCore = pinned ? cores[0] : undefined;
+  const proxyCore = pinned ? cores[1] : undefined;
+  pin(process.pid, generatorCore);
+  const loadAtStart = os.loadavg();
+  mkdirSync(OUT, { recursive: true });
+
+  log("building the edge as for deploy (wrangler deploy --dry-run --outdir bench/out/edge)");
+  const edgeDir = join(OUT, "edge");
+  rmSync(edgeDir, { recursive: true, force: true });
+  await buildForDeploy(edgeDir, ROOT);
+  const bundle = measureBundle(edgeDir);
+
+  const generator = await loadGenerator(generatorCore);
+  log(`load generator: ${generator.version}; ${pinned ? `generator, upstream and harness on core ${generatorCore}, proxies on core ${proxyCore}` : "not pinned (no taskset or one core)"}`);
+
+  let micro: MicroResult[] = [];
+  if (process.env.BENCH_SKIP_MICRO !== "1") {
+    log("micro-benchmarks in workerd (vitest bench)");
+    await runMicro(proxyCore);
+    micro = microResults();
+  }
+
+  log("starting the upstream, the token endpoint, workerd and nginx");
+  const upstreamChild = spawnPinned(process.execPath, [join(BENCH_DIR, "upstream.ts")], generatorCore, { stdio: ["pipe", "pipe", "inherit"] });
+  const { port: upstreamPort } = await waitForLine(upstreamChild.stdout!, (l) => JSON.parse(l) as { port: number }, 15_000, "the upstream");
+  upstreamChild.stdout!.resume();
+  const upstream = `http://127.0.0.1:${upstreamPort}/`;
+
+  const token = await startTokenEndpoint(TOKEN_LIFETIME);
+  onStop(() => token.close());
+
+  const wrangler = unstable_readConfig({ config: join(ROOT, "wrangler.toml") });
+  const upstreamBase = `127.0.0.1:${upstreamPort}/fhir/R4`;
+  const workerd = await startWorkerd({
+    edgeDir,
+    configPath: join(OUT, "workerd.capnp"),
+    passthroughScript: join(BENCH_DIR, "passthrough-worker.js"),
+    kvScript: join(BENCH_DIR, "kv-worker.js"),
+    wrangler,
+    edgeBindings: {
+      PROXY_AUTH: "api-key",
+      PROXY_API_KEYS: `bench:${BENCH_API_KEY}`,
+      ALLOW_INSECURE_HTTP: "true",
+      [`FHIR_SOURCE_${SOURCE.toUpperCase()}`]: `fhir+http://${upstreamBase}`,
+      [`FHIR_SOURCE_${OAUTH_SOURCE.toUpperCase().replaceAll("-", "_")}`]:
+        `fhir+http://127.0.0.1:${upstreamPort}/oauth/fhir/R4?client_id=${BENCH_CLIENT_ID}&client_secret=env:BENCH_CLIENT_SECRET&token_url=${token.url}`,
+      BENCH_CLIENT_SECRET,
+      TOKEN_CACHE_KEY: "bench-token-cache-key-not-a-secret",
+    },
+    upstreamOrigin: `http://127.0.0.1:${upstreamPort}`,
+    core: proxyCore,
+  });
+  const nginx = await startNginx(join(OUT, "nginx"), upstreamPort, proxyCore);
+  const env: Env = { upstream, upstreamPid: upstreamChild.pid!, workerd, nginx, generatorCore, proxyCore };
+
+  // BENCH_ROWS=id,id runs a subset (while profiling a fix); the report then lists only those.
+  const only = process.env.BENCH_ROWS ? new Set(process.env.BENCH_ROWS.split(",")) : undefined;
+  const rows: RowResult[] = TARGETS.filter((t) => !only || only.has(t.id)).map((target) => ({
+    target,
+    ...(target.via === "nginx" && !nginx ? { skipped: "nginx is not installed (apt-get install -y nginx)" } : {}),
+  }));
+  const active = rows.filter((r) => !r.skipped).map((r) => r.target);
+
+  log(`checking ${active.length} rows answer the right payload`);
+  let oauthFirst: number | undefined;
+  for (const target of active) {
+    if (target.oauth) oauthFirst ??= Date.now();
+    await check(env, target);
+  }
+  log("warming up every row (1 s each)");
+  for (const target of active) await generator.run({ url: baseUrl(env, target.via)! + target.path, headers: target.headers ?? {}, connections: HIGH, seconds: 1 });
+
+  const samples = new Map<string, { latency: Sample[]; throughput: Sample[] }>(active.map((t) => [t.id, { latency: [], throughput: [] }]));
+  let oauthLast = oauthFirst;
+  const total = REPS * 2 * active.length;
+  let done = 0;
+  for (let rep = 0; rep < REPS; rep++) {
+    for (const connections of [1, HIGH]) {
+      // Rotate the order each repetition so no row always runs first or after the same neighbour.
+      const shift = (rep * 3 + (connections === 1 ? 0 : 1)) % active.length;
+      const order = [...active.slice(shift), ...active.slice(0, shift)];
+      for (const target of order) {
+        const sample = await measure(env, generator, target, connections, SECONDS);
+        if (target.oauth) oauthLast = Date.now();
+        samples.get(target.id)![connections === 1 ? "latency" : "throughput"].push(sample);
+        done++;
+      }
+      log(`repetition ${rep + 1}/${REPS}, ${connections} connection${connections === 1 ? "" : "s"}: ${done}/${total} runs done`);
+    }
+  }
+  for (const row of rows) {
+    const s = samples.get(row.target.id);
+    if (!s) continue;
+    row.latency = summarize(s.latency);
+    row.throughput = summarize(s.throughput);
+  }
+
+  // Targets from the issue, on the high-concurrency medians.
+  const get = (id: string) => rows.find((r) => r.target.id === id)?.throughput;
+  const edge = get("edge-patient");
+  const bare = get("bare-patient");
+  const streamed = get("edge-searchset-streamed");
+  const rewritten = get("edge-searchset-rewritten");
+  const bare200 = get("bare-searchset");
+  const targets: TargetCheck[] = [];
+  if (edge && bare) {
+    const r = edge.rps / bare.rps;
+    targets.push({ goal: "edge ≥ 0.9x the bare pass-through Worker's req/s (2 KB Patient)", measured: `${r.toFixed(2)}x (${Math.round(edge.rps)} vs ${Math.round(bare.rps)} req/s)`, met: r >= 0.9 });
+  }
+  if (streamed && rewritten) {
+    const r = streamed.rps / rewritten.rps;
+    const vsBare = bare200 ? `; ${(bare200.rps / rewritten.rps).toFixed(2)}x the bare Worker's` : "";
+    targets.push({
+      goal: "rewriting the 200 KB Bundle costs ≤ 1.25x its pass-through (time per request)",
+      measured: `${r.toFixed(2)}x the edge streaming the same bytes (${Math.round(rewritten.rps)} vs ${Math.round(streamed.rps)} req/s)${vsBare}`,
+      met: r <= 1.25,
+    });
+  }
+  const edgeRows = rows.filter((r) => r.target.via === "edge" && r.throughput?.proxyCpuMsPerRequest !== undefined);
+  if (edgeRows.length > 0) {
+    const worst = Math.max(...edgeRows.map((r) => r.throughput!.proxyCpuMsPerRequest!));
+    const parts = edgeRows.map((r) => `${r.target.label}, ${r.target.payload === "patient" ? "2 KB" : "200 KB"}: ${r.throughput!.proxyCpuMsPerRequest!.toFixed(3)} ms`);
+    const ours = edge && bare && edge.proxyCpuMsPerRequest !== undefined && bare.proxyCpuMsPerRequest !== undefined ? `; of which above the bare Worker (2 KB): ${(edge.proxyCpuMsPerRequest - bare.proxyCpuMsPerRequest).toFixed(3)} ms` : "";
+    targets.push({ goal: "< 1 ms CPU per proxied request (whole workerd process, see method)", measured: parts.join("; ") + ours, met: worst < 1 });
+  }
+  const tokenSpan = oauthFirst !== undefined && oauthLast !== undefined ? (oauthLast - oauthFirst) / 1000 : 0;
+  const needed = Math.floor(tokenSpan / TOKEN_REFRESH_EVERY) + 1;
+  const oauthRequests = (rows.find((r) => r.target.oauth)?.throughput?.requests ?? 0) + (rows.find((r) => r.target.oauth)?.latency?.requests ?? 0);
+  targets.push({
+    goal: "≤ 1 token-endpoint call per token lifetime",
+    measured: `${token.calls.length} calls for ${oauthRequests.toLocaleString("en-US")} measured requests over ${Math.round(tokenSpan)} s of ${TOKEN_LIFETIME} s tokens (one per ${TOKEN_REFRESH_EVERY} s refresh window: at most ${needed})`,
+    met: token.calls.length >= 1 && token.calls.length <= needed && token.refused === 0,
+  });
+
+  const one = active.find((t) => t.via === "edge")!;
+  const exampleRun = (c: number): LoadRun => ({ url: baseUrl(env, one.via)! + one.path, headers: one.headers ?? {}, connections: c, seconds: SECONDS });
+  const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? os.cpus()[0]?.model ?? "?";
+  const osName = /PRETTY_NAME="([^"]*)"/.exec(safeRead("/etc/os-release"))?.[1] ?? os.type();
+  const report: Report = {
+    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    durationSeconds: (Date.now() - started) / 1000,
+    machine: [
+      `${osName}, Linux ${os.release()}, ${os.arch()}`,
+      `${os.cpus().length} cores (${cpuModel}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB memory; load average at start ${loadAtStart.map((l) => l.toFixed(2)).join(" ")}`,
+    ],
+    versions: [
+      `Node ${process.version}; workerd ${workerd.version}; wrangler ${packageVersion("wrangler")}; hono ${packageVersion("hono")}; jose ${packageVersion("jose")}`,
+      `load generator: ${generator.version}; nginx: ${nginx ? nginx.version : "not installed (row skipped)"}`,
+    ],
+    method: [
+      `Processes: ${pinned ? `taskset pins the load generator (one thread), the fixed upstream (node:http) and this harness to core ${generatorCore}, and every proxy (workerd with the edge and the bare Worker; nginx with one worker process) to core ${proxyCore}, so a proxy's cost shows as its own core's time and never steals the generator's` : "not pinned (taskset missing or one core): every process shares every core"}.`,
+      `Each row runs ${REPS} times at 1 connection (latency) and ${REPS} times at ${HIGH} connections (throughput), ${SECONDS} s per run, after a 1 s warm-up; the order of rows rotates every repetition so machine drift hits all rows alike. The tables show medians.`,
+      "The edge is `wrangler deploy --dry-run --outdir bench/out/edge` run by workerd directly from a generated config (bench/out/workerd.capnp): its bindings as in wrangler.toml (KV served by a small in-memory KV Worker, the TokenCoordinator Durable Object SQLite-backed in memory), the bare pass-through Worker (bench/passthrough-worker.js) in the same workerd process. Not `wrangler dev` or Miniflare: both add Workers of their own to every request (Miniflare's outbound interceptor sits on every fetch).",
+      "Clients authenticate to the edge with an API key (X-Api-Key); the edge logs one JSON line per request (workerd's stdout, discarded).",
+      "CPU per request: the user+system CPU time of the proxy's process(es) from /proc/<pid>/stat over a run, divided by the requests of that run. For workerd that is the whole runtime (HTTP parsing both ways, the socket to the upstream, JavaScript), more than Cloudflare bills (JavaScript CPU only), so it is an upper bound; the bare Worker's figure is the runtime's share.",
+      `"Other load on proxy core": the proxy core's busy time from /proc/stat not spent by the proxy, as a share of the run: how much this shared machine disturbed that run.`,
+      `Token row: the token endpoint (node:http on loopback, client_credentials) issues ${TOKEN_LIFETIME} s tokens, so the bench spans several token lifetimes; the edge refreshes ${TOKEN_LIFETIME - TOKEN_REFRESH_EVERY} s before expiry (min(60 s, 10%)).`,
+    ],
+    commands: [
+      "npx wrangler deploy --dry-run --outdir bench/out/edge",
+      `${TASKSET && proxyCore !== undefined ? `taskset -c ${proxyCore} ` : ""}workerd serve bench/out/workerd.capnp --control-fd=3`,
+      ...(nginx ? [`${TASKSET && proxyCore !== undefined ? `taskset -c ${proxyCore} ` : ""}nginx -p bench/out/nginx -c bench/out/nginx/nginx.conf`] : []),
+      generator.describe(exampleRun(1)),
+      generator.describe(exampleRun(HIGH)),
+      "npx vitest bench --run --config bench/vitest.config.ts",
+    ],
+    highConcurrency: HIGH,
+    rows,
+    targets,
+    token: [
+      `${token.calls.length} token-endpoint calls (${token.refused} refused) while the token row served ${oauthRequests.toLocaleString("en-US")} measured requests (plus warm-up), first to last request ${Math.round(tokenSpan)} s apart.`,
+      `Token lifetime ${TOKEN_LIFETIME} s, refreshed after ${TOKEN_REFRESH_EVERY} s: at most ${needed} calls are needed over that span; the edge coalesces the ${HIGH} concurrent requests that find the token due into one refresh (in the isolate, then in the source's TokenCoordinator).`,
+      `Calls at: ${token.calls.map((t) => `${((t - (oauthFirst ?? t)) / 1000).toFixed(1)} s`).join(", ")} after the first token request.`,
+    ],
+    micro,
+    bundle: { ...bundle, budgetBytes: BUNDLE_BUDGET_GZIP_BYTES },
+    notes: [
+      "Local workerd is not Cloudflare's network: no TLS, no distance to the client or the upstream, one isolate on one core. The ratios between rows are the result; absolute req/s say little about production.",
+      "This machine has 2 cores, shared by the load generator, the upstream and the proxies (and by whatever else runs on it: see the \"other load\" column); when it is busy, spread between repetitions grows.",
+      "nginx only forwards: it does not rewrite the upstream's URLs in the 200 KB Bundle (the edge does), so compare the rewriting row with the edge streaming the same bytes.",
+      "Rows still to come, with their features: aggregate over 3 sources with one slowed by 50 ms, and subscription intake (notifications/s into one channel, time until the last target has the last event). They are not stubbed here; each will be an entry in bench/targets.ts.",
+      "Profiling a row: BENCH_INSPECTOR=9229 opens workerd's inspector; `node bench/profile.ts <worker> <url>` samples a CPU profile while wrk drives the URL.",
+    ],
+  };
+  writeFileSync(join(BENCH_DIR, "results.md"), renderMarkdown(report));
+  writeFileSync(join(BENCH_DIR, "results.svg"), renderSvg(report));
+  log("wrote bench/results.md and bench/results.svg");
+  for (const row of rows) {
+    const t = row.throughput;
+    const l = row.latency;
+    console.log(
+      `  ${(row.target.label + ", " + row.target.payload).padEnd(52)} ${row.skipped ? `skipped: ${row.skipped}` : `${Math.round(t!.rps).toString().padStart(6)} req/s  p50 ${t!.p50Ms.toFixed(2)} ms  p99 ${t!.p99Ms.toFixed(2)} ms  | 1 conn: p50 ${l!.p50Ms.toFixed(2)} ms`}`,
+    );
+  }
+  for (const t of targets) console.log(`  ${t.met ? "met " : "MISS"} ${t.goal}: ${t.measured}`);
+  const broken = rows.filter((r) => (r.throughput?.errors ?? 0) + (r.throughput?.badStatus ?? 0) > 0);
+  if (broken.length > 0) throw new Error(`errors or non-2xx answers in: ${broken.map((r) => r.target.label).join(", ")}`);
+}
+
+function safeRead(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+let exiting = false;
+async function exit(code: number): Promise<never> {
+  if (!exiting) {
+    exiting = true;
+    await stopAll();
+  }
+  process.exit(code);
+}
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void exit(130));
+setTimeout(() => {
+  console.error(`bench: still running after ${WATCHDOG_MS / 60_000} minutes; stopping everything`);
+  void exit(1);
+}, WATCHDOG_MS).unref();
+
+try {
+  await main();
+  await exit(0);
+} catch (error) {
+  console.error(`bench failed: ${error instanceof Error ? error.message : String(error)}`);
+  await exit(1);
+}

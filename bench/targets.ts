@@ -1,0 +1,58 @@
+/**
+ * The rows of `npm run bench`: each is a small declarative entry (where it
+ * is sent, with which headers, under which label). A feature that lands
+ * (aggregation, subscription intake) adds its row here; the harness runs,
+ * checks and reports every row alike.
+ * Only erasable TypeScript: Node runs this file as it is.
+ */
+import { PATIENT_ID, UPSTREAM_BASE_PATH } from "./fixtures.ts";
+
+/** What a row goes through; names the base URL and the process whose CPU is the proxy's. */
+export type Via = "direct" | "nginx" | "bare-worker" | "edge";
+
+/** The payload a row fetches; rows with the same payload are compared with each other. */
+export type Payload = "patient" | "searchset";
+
+export interface Target {
+  id: string;
+  label: string;
+  payload: Payload;
+  via: Via;
+  /** Path and query on the `via` base (no leading slash). */
+  path: string;
+  headers?: Record<string, string>;
+  /** The edge rewrote the upstream's base in the body: the check expects the edge's base instead. */
+  rewritten?: boolean;
+  /** Count token-endpoint calls for this row. */
+  oauth?: boolean;
+}
+
+/** The edge's inbound API key for the bench (config in run.ts). */
+export const BENCH_API_KEY = "bench-key-0123456789abcdef";
+const KEY = { "X-Api-Key": BENCH_API_KEY };
+/** The edge's sources: `bench` (no upstream auth) and `bench-oauth` (client credentials). */
+export const SOURCE = "bench";
+export const OAUTH_SOURCE = "bench-oauth";
+
+const upstreamPath = UPSTREAM_BASE_PATH.slice(1);
+const READ = `${upstreamPath}/Patient/${PATIENT_ID}`;
+const SEARCH = `${upstreamPath}/Patient?_count=100`;
+
+export const PAYLOADS: Record<Payload, string> = {
+  patient: "2 KB Patient (read)",
+  searchset: "200 KB searchset, 100 entries",
+};
+
+export const TARGETS: Target[] = [
+  { id: "direct-patient", label: "direct upstream", payload: "patient", via: "direct", path: READ },
+  { id: "nginx-patient", label: "nginx proxy_pass", payload: "patient", via: "nginx", path: READ },
+  { id: "bare-patient", label: "bare pass-through Worker", payload: "patient", via: "bare-worker", path: READ },
+  { id: "edge-patient", label: "edge (streamed)", payload: "patient", via: "edge", path: `${SOURCE}/Patient/${PATIENT_ID}`, headers: KEY },
+  { id: "edge-oauth-patient", label: "edge, cached OAuth token", payload: "patient", via: "edge", path: `${OAUTH_SOURCE}/Patient/${PATIENT_ID}`, headers: KEY, oauth: true },
+  { id: "direct-searchset", label: "direct upstream", payload: "searchset", via: "direct", path: SEARCH },
+  { id: "nginx-searchset", label: "nginx proxy_pass", payload: "searchset", via: "nginx", path: SEARCH },
+  { id: "bare-searchset", label: "bare pass-through Worker", payload: "searchset", via: "bare-worker", path: SEARCH },
+  // The same 200 KB bytes read as one resource (Bundle/<id>): the edge streams them untouched.
+  { id: "edge-searchset-streamed", label: "edge, same bytes streamed (Bundle read)", payload: "searchset", via: "edge", path: `${SOURCE}/Bundle/bench-searchset`, headers: KEY },
+  { id: "edge-searchset-rewritten", label: "edge, URLs rewritten (search)", payload: "searchset", via: "edge", path: `${SOURCE}/Patient?_count=100`, headers: KEY, rewritten: true },
+];

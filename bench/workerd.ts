@@ -1,0 +1,159 @@
+/**
+ * Runs the edge as built for deploy (`wrangler deploy --dry-run --outdir`)
+ * in plain workerd, from a generated config, beside the bare pass-through
+ * Worker in the same process: no `wrangler dev`, no Miniflare (whose
+ * outbound interceptor Worker sits on every fetch and roughly halves a
+ * proxy's req/s, which would flatter the edge's ratio to the bare Worker).
+ *
+ * Bindings follow wrangler.toml: its vars, the KV namespaces (served by an
+ * in-memory KV Worker, bench/kv-worker.js), the Durable Object classes
+ * (SQLite-backed per its migrations, in memory).
+ * Only erasable TypeScript: Node runs this file as it is.
+ */
+import { createRequire } from "node:module";
+import { readdirSync, writeFileSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { spawnPinned, waitForLine } from "./processes.ts";
+
+/** The parts of wrangler's parsed config the bench binds. */
+export interface WranglerConfigSubset {
+  compatibility_date?: string | undefined;
+  compatibility_flags?: string[] | undefined;
+  vars?: Record<string, unknown> | undefined;
+  kv_namespaces?: Array<{ binding: string }> | undefined;
+  durable_objects?: { bindings?: Array<{ name: string; class_name: string; script_name?: string | undefined }> | undefined } | undefined;
+  migrations?: Array<{ new_sqlite_classes?: string[] | undefined; new_classes?: string[] | undefined }> | undefined;
+}
+
+export interface WorkerdOptions {
+  /** Where the dry-run build is (its .js modules are loaded, the entry `index.js` first). */
+  edgeDir: string;
+  /** Where the generated config is written (the config embeds modules by relative path). */
+  configPath: string;
+  passthroughScript: string;
+  kvScript: string;
+  wrangler: WranglerConfigSubset;
+  /** Vars and secrets on top of wrangler.toml's vars. */
+  edgeBindings: Record<string, string>;
+  upstreamOrigin: string;
+  core: number | undefined;
+}
+
+export interface Workerd {
+  pid: number;
+  /** Base URLs with a trailing slash. */
+  edgeUrl: string;
+  passthroughUrl: string;
+  version: string;
+  stderrTail(): string;
+}
+
+/** Capnp text literal (its escapes are C's; JSON's are a subset for what we write). */
+const str = (value: string): string => JSON.stringify(value);
+
+function binding(name: string, value: unknown): string {
+  return typeof value === "string" ? `(name = ${str(name)}, text = ${str(value)})` : `(name = ${str(name)}, json = ${str(JSON.stringify(value))})`;
+}
+
+/** The workerd config for the edge, the bare pass-through Worker and the KV service. */
+export function workerdConfig(options: WorkerdOptions): string {
+  const configDir = dirname(options.configPath);
+  const w = options.wrangler;
+  const modules = readdirSync(options.edgeDir)
+    .filter((f) => f.endsWith(".js") || f.endsWith(".mjs"))
+    .sort((a, b) => (a === "index.js" ? -1 : b === "index.js" ? 1 : a.localeCompare(b)))
+    .map((f) => `(name = ${str(f)}, esModule = embed ${str(relative(configDir, join(options.edgeDir, f)))})`);
+  const sqlite = new Set((w.migrations ?? []).flatMap((m) => m.new_sqlite_classes ?? []));
+  const doBindings = (w.durable_objects?.bindings ?? []).filter((b) => !b.script_name);
+  const classes = [...new Set(doBindings.map((b) => b.class_name))];
+  const bindings = [
+    ...Object.entries({ ...(w.vars ?? {}), ...options.edgeBindings }).map(([k, v]) => binding(k, v)),
+    ...(w.kv_namespaces ?? []).map((kv) => `(name = ${str(kv.binding)}, kvNamespace = "kv")`),
+    ...doBindings.map((b) => `(name = ${str(b.name)}, durableObjectNamespace = ${str(b.class_name)})`),
+  ];
+  const compat = `compatibilityDate = ${str(w.compatibility_date ?? "2026-10-23")}`;
+  return `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "edge", worker = .edge),
+    (name = "passthrough", worker = .passthrough),
+    (name = "kv", worker = .kv),
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [
+    (name = "edge", address = "127.0.0.1:0", http = (), service = "edge"),
+    (name = "passthrough", address = "127.0.0.1:0", http = (), service = "passthrough"),
+  ],
+);
+const edge :Workerd.Worker = (
+  modules = [ ${modules.join(", ")} ],
+  ${compat},
+  compatibilityFlags = [ ${(w.compatibility_flags ?? []).map(str).join(", ")} ],
+  bindings = [ ${bindings.join(",\n    ")} ],
+  durableObjectNamespaces = [ ${classes.map((c) => `(className = ${str(c)}, uniqueKey = ${str(`fhir-edge-${c}`)}, enableSql = ${sqlite.has(c)})`).join(", ")} ],
+  durableObjectStorage = (inMemory = void),
+  globalOutbound = "internet",
+);
+const passthrough :Workerd.Worker = (
+  modules = [ (name = "passthrough-worker.js", esModule = embed ${str(relative(configDir, options.passthroughScript))}) ],
+  ${compat},
+  bindings = [ (name = "UPSTREAM_ORIGIN", text = ${str(options.upstreamOrigin)}) ],
+  globalOutbound = "internet",
+);
+const kv :Workerd.Worker = (
+  modules = [ (name = "kv-worker.js", esModule = embed ${str(relative(configDir, options.kvScript))}) ],
+  ${compat},
+);
+`;
+}
+
+/** The workerd binary that wrangler itself runs (the `workerd` package beside it). */
+export function workerdBinary(): string {
+  const require = createRequire(import.meta.url);
+  const wranglerDir = dirname(require.resolve("wrangler/package.json"));
+  const fromWrangler = createRequire(join(wranglerDir, "package.json"));
+  return join(dirname(fromWrangler.resolve("workerd/package.json")), "bin", "workerd");
+}
+
+/** Starts workerd pinned to `core`; resolves when both sockets listen. */
+export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
+  writeFileSync(options.configPath, workerdConfig(options));
+  const binary = workerdBinary();
+  // BENCH_INSPECTOR=<port> opens workerd's inspector, for `node bench/profile.ts`.
+  const inspector = process.env.BENCH_INSPECTOR ? [`--inspector-addr=127.0.0.1:${process.env.BENCH_INSPECTOR}`] : [];
+  const child = spawnPinned(binary, ["serve", options.configPath, "--control-fd=3", ...inspector], options.core, {
+    // stdout carries the Workers' console.log lines: discarded, as a deployed Worker's are when no one tails it.
+    stdio: ["ignore", "ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr!.on("data", (chunk: Buffer) => {
+    stderr = (stderr + String(chunk)).slice(-4000);
+  });
+  const ports = new Map<string, number>();
+  const control = child.stdio[3] as NodeJS.ReadableStream;
+  const exited = new Promise<never>((_, reject) =>
+    child.once("exit", (code) => reject(new Error(`workerd exited (${code}) before listening:\n${stderr}`))),
+  );
+  await Promise.race([
+    waitForLine(
+      control,
+      (line) => {
+        const event = JSON.parse(line) as { event: string; socket?: string; port?: number };
+        if (event.event === "listen" && event.socket && event.port) ports.set(event.socket, event.port);
+        return ports.size === 2 ? true : undefined;
+      },
+      20_000,
+      "workerd",
+    ),
+    exited,
+  ]);
+  control.resume();
+  const version = (await import("node:child_process")).spawnSync(binary, ["--version"], { encoding: "utf8" }).stdout.trim();
+  return {
+    pid: child.pid!,
+    edgeUrl: `http://127.0.0.1:${ports.get("edge")}/`,
+    passthroughUrl: `http://127.0.0.1:${ports.get("passthrough")}/`,
+    version: version.replace(/^workerd\s+/, ""),
+    stderrTail: () => stderr,
+  };
+}
