@@ -20,7 +20,9 @@ export const requestContext = (): MiddlewareHandler<EdgeHonoEnv> => async (c, ne
   try {
     await next();
   } finally {
-    c.header("X-Request-Id", requestId);
+    // The proxy and the error renderer set it already; setting it on a finished
+    // response makes hono copy the whole Response, on every request.
+    if (c.res.headers.get("X-Request-Id") !== requestId) c.header("X-Request-Id", requestId);
     console.log(
       JSON.stringify({
         msg: "request",
