@@ -53,7 +53,9 @@ export function createUrlRewriter(upstreamBase: string, edgeBase: string, upstre
   return {
     rewriteText(text) {
       let out = replaceAtBoundaries(text, upstreamBase, edgeBase);
-      if (out.includes(escapedNeedle)) out = replaceAtBoundaries(out, escapedNeedle, escapedReplacement);
+      // Only a body holding "\/" at all can hold the escaped base; most hold
+      // none, and this search skips a second full scan of the rewritten text.
+      if (text.includes("\\/") && out.includes(escapedNeedle)) out = replaceAtBoundaries(out, escapedNeedle, escapedReplacement);
       return out;
     },
     rewriteHeader(value) {
