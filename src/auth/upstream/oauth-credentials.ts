@@ -10,16 +10,22 @@ import { isFresh, type TokenGrant } from "./token-response.ts";
 /**
  * Credentials of an OAuth source (client credentials or JWT assertion), as
  * seen from one isolate: an in-memory grant first, then KV (sealed with
- * `TOKEN_CACHE_KEY`), then the source's {@link TokenCoordinator}. Concurrent
- * requests in the isolate share one lookup.
+ * `TOKEN_CACHE_KEY`), then the source's {@link TokenCoordinator}.
+ *
+ * Requests in the isolate share the grant, a value, never a pending lookup: a
+ * promise waiting on I/O belongs to the request that started it, and the
+ * Workers runtime cancels other requests' continuations on it once that
+ * request is done, so they hang and answer 500 (npm run bench saw this at
+ * every refresh under load). When the grant is due, each request asks KV and
+ * the coordinator itself; the coordinator, a Durable Object, still makes one
+ * token-endpoint call for all of them.
  */
 export function oauthCredentials(source: SourceConfig, env: EdgeBindings, now: () => number): UpstreamCredentials {
   let held: TokenGrant | undefined;
-  let pending: Promise<TokenGrant> | undefined;
   /** Tokens an upstream refused: a stale KV copy of one is not used again. */
   const refused = new Set<string>();
   const secretValues = source.auth.kind === "client-credentials" ? [source.auth.clientSecret] : [];
-  let fingerprint: Promise<string> | undefined;
+  let fingerprint: string | undefined;
 
   const coordinator = () => {
     const namespace = env.TOKEN_COORDINATOR as DurableObjectNamespace<TokenCoordinator> | undefined;
@@ -28,10 +34,10 @@ export function oauthCredentials(source: SourceConfig, env: EdgeBindings, now: (
   };
 
   async function load(): Promise<TokenGrant> {
-    fingerprint ??= grantFingerprint(source);
+    fingerprint ??= await grantFingerprint(source);
     const secret = env.TOKEN_CACHE_KEY;
     if (typeof secret === "string" && secret !== "" && env.TOKEN_CACHE) {
-      const key = tokenKvKey(source.name, await fingerprint);
+      const key = tokenKvKey(source.name, fingerprint);
       const value = await env.TOKEN_CACHE.get(key);
       const grant = value ? await openGrant(value, secret, key) : undefined;
       if (grant && isFresh(grant, now()) && !refused.has(grant.accessToken)) return grant;
@@ -43,13 +49,12 @@ export function oauthCredentials(source: SourceConfig, env: EdgeBindings, now: (
 
   return {
     async authorization() {
-      if (!held || !isFresh(held, now())) {
-        pending ??= load().finally(() => {
-          pending = undefined;
-        });
-        held = await pending;
+      let grant = held;
+      if (!grant || !isFresh(grant, now())) {
+        grant = await load();
+        held = grant;
       }
-      return `Bearer ${held.accessToken}`;
+      return `Bearer ${grant.accessToken}`;
     },
     async invalidate() {
       const bad = held?.accessToken;
