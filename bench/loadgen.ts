@@ -36,7 +36,7 @@ export interface LoadGenerator {
   run(run: LoadRun): Promise<LoadResult>;
 }
 
-export const AUTOCANNON_INSTALL = "npm install --save-exact -D autocannon@8.0.0";
+export const AUTOCANNON_INSTALL = "npm install --save-exact -D autocannon@9.0.0";
 const WRK_SCRIPT = fileURLToPath(new URL("./wrk-report.lua", import.meta.url));
 
 function wrkArgs(run: LoadRun): string[] {

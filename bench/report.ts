@@ -116,7 +116,13 @@ export function renderMarkdown(report: Report): string {
   lines.push(
     failures.length === 0
       ? "Every request of every run was answered 2xx without socket errors."
-      : `Errors or non-2xx answers in: ${failures.map((r) => r.target.label).join(", ")} (those rows' numbers are not comparable).`,
+      : `**Errors or non-2xx answers** in: ${failures
+          .map((r) => {
+            const bad = (r.throughput?.badStatus ?? 0) + (r.latency?.badStatus ?? 0);
+            const errors = (r.throughput?.errors ?? 0) + (r.latency?.errors ?? 0);
+            return `${r.target.label}, ${PAYLOADS[r.target.payload]} (${bad} answers with status ≥ 400, ${errors} socket errors or timeouts)`;
+          })
+          .join("; ")}. Those rows' numbers are not comparable.`,
   );
 
   lines.push("", "## Targets (issue 6)", "");

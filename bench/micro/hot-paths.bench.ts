@@ -10,14 +10,16 @@ import * as connectionString from "../../src/config/connection-string.ts";
 import * as source from "../../src/config/source.ts";
 import * as retry from "../../src/proxy/retry.ts";
 import * as rewriteUrls from "../../src/proxy/rewrite-urls.ts";
+import * as sequence from "../../src/subscriptions/sequence.ts";
 import { searchsetJson } from "../fixtures.ts";
-import { BACKOFF_BATCH, CONNECTION_BATCH, MICRO_UPSTREAM } from "./batches.ts";
+import { BACKOFF_BATCH, CONNECTION_BATCH, GAP_BATCH, MICRO_UPSTREAM } from "./batches.ts";
 
 // Bound once: module namespace getters on the hot loop would be measured too.
 const { parseConnectionString } = connectionString;
 const { resolveSource } = source;
 const { backoffDelay, retryDelay } = retry;
 const { createUrlRewriter } = rewriteUrls;
+const { classifyEvents, countGap } = sequence;
 
 const UPSTREAM = MICRO_UPSTREAM;
 const EDGE = "https://edge.example.org/bench";
@@ -80,6 +82,24 @@ test("computing a backoff (with and without Retry-After)", async ({ bench }) => 
     for (let i = 0; i < BACKOFF_BATCH; i += 2) {
       sink += backoffDelay((i & 7) + 1, POLICY, Math.random);
       sink += retryDelay(2, POLICY, "3", 0, Math.random);
+    }
+  }).run(OPTIONS);
+});
+
+// A notification's event numbers against the channel's last event: in order,
+// a duplicate, a gap to hold, and a heartbeat's count beyond what was seen.
+const NOTIFICATIONS: Array<[number, number[]]> = [
+  [41, [42]],
+  [41, [40, 41]],
+  [41, [45, 46]],
+  [41, [42, 43, 44]],
+];
+
+test("deciding a sequence gap (classifyEvents + countGap)", async ({ bench }) => {
+  await bench("sequence-gap", out("sequence-gap"), () => {
+    for (let i = 0; i < GAP_BATCH; i += 4) {
+      for (const [last, events] of NOTIFICATIONS) sink += classifyEvents(last, events).kind.length;
+      sink += countGap(41, 44 + (i & 3))?.to ?? 0;
     }
   }).run(OPTIONS);
 });

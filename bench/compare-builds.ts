@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+/**
+ * A/B for a performance fix: runs two or more dry-run builds of the edge
+ * (directories under bench/out/, e.g. one from main and one from a branch)
+ * each in its own workerd, all pinned to the proxy core, and drives one
+ * path on each in alternation; prints the workerd CPU per request (min and
+ * median: the min is the least disturbed on a shared machine) and req/s.
+ *
+ *   npx wrangler deploy --dry-run --outdir bench/out/a    # before
+ *   npx wrangler deploy --dry-run --outdir bench/out/b    # after
+ *   node bench/compare-builds.ts a b
+ *
+ * BENCH_PATH (default `bench/Patient/bench-1`), BENCH_CONNECTIONS (32) and
+ * BENCH_RUNS (8, of 2 s each) choose the load; the bare pass-through Worker
+ * beside the first build is measured too, as the floor.
+ * Only erasable TypeScript: Node runs this file as it is.
+ */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { unstable_readConfig } from "wrangler";
+import { wrk } from "./loadgen.ts";
+import { cpuSeconds, spawnPinned, stopAll, TASKSET, usableCores, waitForLine } from "./processes.ts";
+import { median } from "./stats.ts";
+import { BENCH_API_KEY, SOURCE } from "./targets.ts";
+import { startWorkerd } from "./workerd.ts";
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+const builds = process.argv.slice(2);
+const path = process.env.BENCH_PATH ?? `${SOURCE}/Patient/bench-1`;
+const connections = process.env.BENCH_CONNECTIONS ?? "32";
+const runs = process.env.BENCH_RUNS ?? "8";
+if (builds.length === 0) {
+  console.error("usage: node bench/compare-builds.ts <dir under bench/out> [<dir> ...]");
+  process.exit(2);
+}
+const cores = usableCores();
+const generatorCore = TASKSET && cores.length >= 2 ? cores[0] : undefined;
+const proxyCore = TASKSET && cores.length >= 2 ? cores[1] : undefined;
+
+try {
+  const up = spawnPinned(process.execPath, [join(BENCH_DIR, "upstream.ts")], generatorCore, { stdio: ["pipe", "pipe", "inherit"] });
+  const { port } = await waitForLine(up.stdout!, (l) => JSON.parse(l) as { port: number }, 15_000, "the upstream");
+  up.stdout!.resume();
+  const wrangler = unstable_readConfig({ config: join(BENCH_DIR, "..", "wrangler.toml") });
+  const rows: Array<{ name: string; url: string; pid: number; cpu: number[]; rps: number[] }> = [];
+  for (const build of builds) {
+    const w = await startWorkerd({
+      edgeDir: join(BENCH_DIR, "out", build),
+      configPath: join(BENCH_DIR, "out", `${build}.capnp`),
+      passthroughScript: join(BENCH_DIR, "passthrough-worker.js"),
+      kvScript: join(BENCH_DIR, "kv-worker.js"),
+      wrangler,
+      edgeBindings: { PROXY_API_KEYS: `bench:${BENCH_API_KEY}`, ALLOW_INSECURE_HTTP: "true", FHIR_SOURCE_BENCH: `fhir+http://127.0.0.1:${port}/fhir/R4` },
+      upstreamOrigin: `http://127.0.0.1:${port}`,
+      core: proxyCore,
+    });
+    if (rows.length === 0) rows.push({ name: "bare Worker", url: `${w.passthroughUrl}fhir/R4/${path.slice(SOURCE.length + 1)}`, pid: w.pid, cpu: [], rps: [] });
+    rows.push({ name: build, url: w.edgeUrl + path, pid: w.pid, cpu: [], rps: [] });
+  }
+  const generator = wrk(generatorCore);
+  const headers = { "X-Api-Key": BENCH_API_KEY };
+  for (const row of rows) await generator.run({ url: row.url, headers, connections: Number(connections), seconds: 1 });
+  for (let i = 0; i < Number(runs); i++) {
+    for (const row of rows) {
+      const before = cpuSeconds(row.pid);
+      const r = await generator.run({ url: row.url, headers, connections: Number(connections), seconds: 2 });
+      if (r.badStatus + r.errors > 0) throw new Error(`${row.name}: ${r.badStatus} bad answers, ${r.errors} errors`);
+      row.cpu.push(((cpuSeconds(row.pid) - before) * 1000) / r.requests);
+      row.rps.push(r.rps);
+    }
+  }
+  for (const row of rows) {
+    console.log(
+      `${row.name.padEnd(14)} CPU ms/req min ${Math.min(...row.cpu).toFixed(3)} median ${median(row.cpu).toFixed(3)} | req/s median ${Math.round(median(row.rps))} max ${Math.round(Math.max(...row.rps))}`,
+    );
+  }
+} finally {
+  await stopAll();
+}
