@@ -262,9 +262,9 @@ async function main(): Promise<void> {
   let done = 0;
   for (let rep = 0; rep < REPS; rep++) {
     for (const connections of [1, HIGH]) {
-      // Rotate the order each repetition so no row always runs first or after the same neighbour.
-      const shift = (rep * 3 + (connections === 1 ? 0 : 1)) % active.length;
-      const order = [...active.slice(shift), ...active.slice(0, shift)];
+      // A new order for every block (seeded, so runs repeat): no row always runs
+      // first, or right after the same neighbour (rows share workerd's thread).
+      const order = shuffled(active, rep * 2 + (connections === 1 ? 0 : 1) + 1);
       for (const target of order) {
         const sample = await measure(env, generator, target, connections, SECONDS);
         if (target.oauth) oauthLast = Date.now();
@@ -338,7 +338,7 @@ async function main(): Promise<void> {
     ],
     method: [
       `Processes: ${pinned ? `taskset pins the load generator (one thread), the fixed upstream (node:http) and this harness to core ${generatorCore}, and every proxy (workerd with the edge and the bare Worker; nginx with one worker process) to core ${proxyCore}, so a proxy's cost shows as its own core's time and never steals the generator's` : "not pinned (taskset missing or one core): every process shares every core"}.`,
-      `Each row runs ${REPS} times at 1 connection (latency) and ${REPS} times at ${HIGH} connections (throughput), ${SECONDS} s per run, after a 1 s warm-up; the order of rows rotates every repetition so machine drift hits all rows alike. The tables show medians.`,
+      `Each row runs ${REPS} times at 1 connection (latency) and ${REPS} times at ${HIGH} connections (throughput), ${SECONDS} s per run, after a 1 s warm-up; every block of runs takes the rows in a new shuffled order (seeded), so machine drift and the row before hit all rows alike. The tables show medians.`,
       "The edge is `wrangler deploy --dry-run --outdir bench/out/edge` run by workerd directly from a generated config (bench/out/workerd.capnp): its bindings as in wrangler.toml (KV served by a small in-memory KV Worker, the TokenCoordinator Durable Object SQLite-backed in memory), the bare pass-through Worker (bench/passthrough-worker.js) in the same workerd process. Not `wrangler dev` or Miniflare: both add Workers of their own to every request (Miniflare's outbound interceptor sits on every fetch).",
       "Clients authenticate to the edge with an API key (X-Api-Key); the edge logs one JSON line per request (workerd's stdout, discarded).",
       "CPU per request: the user+system CPU time of the proxy's process(es) from /proc/<pid>/stat over a run, divided by the requests of that run. For workerd that is the whole runtime (HTTP parsing both ways, the socket to the upstream, JavaScript), more than Cloudflare bills (JavaScript CPU only), so it is an upper bound; the bare Worker's figure is the runtime's share.",
@@ -385,6 +385,24 @@ async function main(): Promise<void> {
   for (const t of targets) console.log(`  ${t.met ? "met " : "MISS"} ${t.goal}: ${t.measured}`);
   const broken = rows.filter((r) => (r.throughput?.errors ?? 0) + (r.throughput?.badStatus ?? 0) > 0);
   if (broken.length > 0) throw new Error(`errors or non-2xx answers in: ${broken.map((r) => r.target.label).join(", ")}`);
+}
+
+/** Fisher-Yates with a small seeded generator (mulberry32). */
+function shuffled<T>(items: readonly T[], seed: number): T[] {
+  let state = seed >>> 0;
+  const random = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }
 
 function safeRead(path: string): string {
