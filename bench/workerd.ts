@@ -7,11 +7,12 @@
  *
  * Bindings follow wrangler.toml: its vars, the KV namespaces (served by an
  * in-memory KV Worker, bench/kv-worker.js), the Durable Object classes
- * (SQLite-backed per its migrations, in memory).
+ * (SQLite-backed per its migrations, on a fresh directory: workerd's in-memory
+ * Durable Object storage has no SQL API, which the relay's ChannelObject needs).
  * Only erasable TypeScript: Node runs this file as it is.
  */
 import { createRequire } from "node:module";
-import { readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { spawnPinned, waitForLine } from "./processes.ts";
 
@@ -30,6 +31,8 @@ export interface WorkerdOptions {
   edgeDir: string;
   /** Where the generated config is written (the config embeds modules by relative path). */
   configPath: string;
+  /** A directory for the Durable Objects' SQLite files, emptied by startWorkerd (default: `do-storage` beside the config). */
+  storageDir?: string | undefined;
   passthroughScript: string;
   kvScript: string;
   wrangler: WranglerConfigSubset;
@@ -55,6 +58,8 @@ function binding(name: string, value: unknown): string {
   return typeof value === "string" ? `(name = ${str(name)}, text = ${str(value)})` : `(name = ${str(name)}, json = ${str(JSON.stringify(value))})`;
 }
 
+const storageDirOf = (options: WorkerdOptions): string => options.storageDir ?? join(dirname(options.configPath), "do-storage");
+
 /** The workerd config for the edge, the bare pass-through Worker and the KV service. */
 export function workerdConfig(options: WorkerdOptions): string {
   const configDir = dirname(options.configPath);
@@ -79,6 +84,7 @@ const config :Workerd.Config = (
     (name = "passthrough", worker = .passthrough),
     (name = "kv", worker = .kv),
     (name = "internet", network = (allow = ["public", "private", "local"])),
+    (name = "do-storage", disk = (path = ${str(storageDirOf(options))}, writable = true)),
   ],
   sockets = [
     (name = "edge", address = "127.0.0.1:0", http = (), service = "edge"),
@@ -91,7 +97,7 @@ const edge :Workerd.Worker = (
   compatibilityFlags = [ ${(w.compatibility_flags ?? []).map(str).join(", ")} ],
   bindings = [ ${bindings.join(",\n    ")} ],
   durableObjectNamespaces = [ ${classes.map((c) => `(className = ${str(c)}, uniqueKey = ${str(`fhir-edge-${c}`)}, enableSql = ${sqlite.has(c)})`).join(", ")} ],
-  durableObjectStorage = (inMemory = void),
+  durableObjectStorage = (localDisk = "do-storage"),
   globalOutbound = "internet",
 );
 const passthrough :Workerd.Worker = (
@@ -117,6 +123,8 @@ export function workerdBinary(): string {
 
 /** Starts workerd pinned to `core`; resolves when both sockets listen. */
 export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
+  rmSync(storageDirOf(options), { recursive: true, force: true });
+  mkdirSync(storageDirOf(options), { recursive: true });
   writeFileSync(options.configPath, workerdConfig(options));
   const binary = workerdBinary();
   // BENCH_INSPECTOR=<port> opens workerd's inspector, for `node bench/profile.ts`.
