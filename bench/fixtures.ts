@@ -6,11 +6,23 @@
  * workerd, so no Node or Workers API here. Only erasable TypeScript.
  */
 
+import { notification } from "../test/fixtures/notifications.ts";
+
 /** The FHIR base path the fixed upstream serves under. */
 export const UPSTREAM_BASE_PATH = "/fhir/R4";
 export const PATIENT_ID = "bench-1";
 /** Search entries in the Bundle. */
 export const SEARCHSET_ENTRIES = 100;
+/** The upstream answers everything under this prefix (`/slow/fhir/R4/...`) this late (a timer, never blocking). */
+export const SLOW_PREFIX = "/slow";
+export const SLOW_DELAY_MS = 50;
+/** `_count` of the aggregate rows: every source answers a searchset of this many entries. */
+export const AGGREGATE_COUNT = 10;
+
+/** The intake row's notification: the R5 id-only event-notification of the spec's example, carrying event `n`. */
+export function intakeNotificationJson(n: number): string {
+  return JSON.stringify(notification("R5", "event-notification", { events: [n] }));
+}
 
 /** A plausible US Core-ish Patient padded to a target size with more addresses and identifiers. */
 export function patient(id: string, targetBytes = 2048): Record<string, unknown> {
