@@ -26,6 +26,9 @@ export interface LoadRun {
   headers: Record<string, string>;
   connections: number;
   seconds: number;
+  /** Default GET; a body is sent with every request. */
+  method?: "GET" | "POST" | undefined;
+  body?: string | undefined;
 }
 
 export interface LoadGenerator {
@@ -54,13 +57,18 @@ export function wrk(core: number | undefined): LoadGenerator {
     name: "wrk",
     version,
     describe: (run) =>
+      (run.method && run.method !== "GET" ? `WRK_METHOD=${run.method} ` : "") +
+      (run.body !== undefined ? `WRK_BODY="$(cat body.json)" ` : "") +
       command(run)
         .map((a) => (a === WRK_SCRIPT ? "bench/wrk-report.lua" : /[\s:]/.test(a) ? `'${a}'` : a))
         .join(" "),
     run: (run) =>
       new Promise((resolve, reject) => {
         const [cmd, ...args] = command(run);
-        const child = spawn(cmd!, args, { stdio: ["ignore", "pipe", "pipe"] });
+        // bench/wrk-report.lua reads the method and body from the environment (wrk takes one script).
+        const env = { ...process.env, WRK_METHOD: run.method ?? "GET", ...(run.body !== undefined ? { WRK_BODY: run.body } : {}) };
+        if (run.body === undefined) delete env.WRK_BODY;
+        const child = spawn(cmd!, args, { stdio: ["ignore", "pipe", "pipe"], env });
         let out = "";
         child.stdout.on("data", (c: Buffer) => (out += String(c)));
         child.stderr.on("data", (c: Buffer) => (out += String(c)));
@@ -115,9 +123,9 @@ export async function autocannon(): Promise<LoadGenerator> {
   return {
     name: "autocannon",
     version,
-    describe: (r) => `autocannon({ url: '${r.url}', connections: ${r.connections}, duration: ${r.seconds} })`,
+    describe: (r) => `autocannon({ url: '${r.url}', connections: ${r.connections}, duration: ${r.seconds}${r.method ? `, method: '${r.method}'` : ""}${r.body !== undefined ? ", body" : ""} })`,
     async run(r) {
-      const result = await run({ url: r.url, connections: r.connections, duration: r.seconds, headers: r.headers, pipelining: 1, timeout: 10 });
+      const result = await run({ url: r.url, connections: r.connections, duration: r.seconds, headers: r.headers, pipelining: 1, timeout: 10, method: r.method ?? "GET", ...(r.body !== undefined ? { body: r.body } : {}) });
       return {
         requests: result.requests.total,
         seconds: result.duration,

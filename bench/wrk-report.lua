@@ -1,3 +1,7 @@
+-- The request: GET unless WRK_METHOD says otherwise; WRK_BODY, when set, is sent with every request.
+wrk.method = os.getenv("WRK_METHOD") or "GET"
+wrk.body = os.getenv("WRK_BODY")
+
 -- wrk's summary as one JSON line, so the bench reads numbers, not wrk's text.
 -- Latencies in microseconds; errors.status counts answers with status >= 400.
 done = function(summary, latency, requests)
