@@ -30,6 +30,19 @@ export interface TargetCheck {
   met: boolean | undefined;
 }
 
+export interface DrainResult {
+  channel: string;
+  /** Notifications the edge acknowledged (2xx), counted by the load generator: a lower bound (a run's last in-flight requests are not counted). */
+  accepted: number;
+  /** Deliveries per target when the load ended. */
+  atLoadEnd: Record<string, number>;
+  /** Deliveries per target when it received the last event (or at the timeout). */
+  atLast: Record<string, number>;
+  /** From the end of the load to the last target having the last event; undefined on timeout. */
+  lastEventMs: number | undefined;
+  summary: string;
+}
+
 export interface Report {
   date: string;
   durationSeconds: number;
@@ -39,6 +52,8 @@ export interface Report {
   commands: string[];
   highConcurrency: number;
   rows: RowResult[];
+  /** Rows that need words beyond the tables (aggregation, subscription intake). */
+  sections: Array<{ title: string; lines: string[] }>;
   targets: TargetCheck[];
   token: string[];
   micro: MicroResult[];
@@ -124,6 +139,11 @@ export function renderMarkdown(report: Report): string {
           })
           .join("; ")}. Those rows' numbers are not comparable.`,
   );
+
+  for (const section of report.sections) {
+    lines.push("", `## ${section.title}`, "");
+    for (const l of section.lines) lines.push(`- ${l}`);
+  }
 
   lines.push("", "## Targets (issue 6)", "");
   lines.push("| target | measured | met |", "|---|---|---|");

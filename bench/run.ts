@@ -24,14 +24,15 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { unstable_readConfig } from "wrangler";
 import { BUNDLE_BUDGET_GZIP_BYTES, buildForDeploy, measureBundle } from "./bundle-size.ts";
-import { PATIENT_ID, SEARCHSET_ENTRIES, searchsetJson } from "./fixtures.ts";
+import { AGGREGATE_COUNT, PATIENT_ID, SEARCHSET_ENTRIES, SLOW_DELAY_MS, intakeNotificationJson, searchsetJson } from "./fixtures.ts";
 import { BACKOFF_BATCH, CONNECTION_BATCH, GAP_BATCH, MICRO_UPSTREAM } from "./micro/batches.ts";
 import { loadGenerator, type LoadGenerator, type LoadRun } from "./loadgen.ts";
 import { startNginx, type Nginx } from "./nginx.ts";
 import { cpuSecondsOf, onStop, pin, spawnPinned, stopAll, TASKSET, usableCores, waitForLine } from "./processes.ts";
-import { renderMarkdown, renderSvg, type MicroResult, type Report, type RowResult, type TargetCheck } from "./report.ts";
+import { renderMarkdown, renderSvg, type DrainResult, type MicroResult, type Report, type RowResult, type TargetCheck } from "./report.ts";
 import { summarize, type Sample } from "./stats.ts";
-import { BENCH_API_KEY, OAUTH_SOURCE, SOURCE, TARGETS, type Target, type Via } from "./targets.ts";
+import { startReceiver, type Receiver } from "./receiver.ts";
+import { BENCH_API_KEY, CHANNEL, CHANNEL_SECRET, OAUTH_SOURCE, SECOND_SOURCE, SLOW_SOURCE, SOURCE, TARGETS, type Target, type Via } from "./targets.ts";
 import { BENCH_CLIENT_ID, BENCH_CLIENT_SECRET, startTokenEndpoint } from "./token-endpoint.ts";
 import { startWorkerd, type Workerd } from "./workerd.ts";
 
@@ -44,6 +45,10 @@ const HIGH = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const TOKEN_LIFETIME = Number(process.env.BENCH_TOKEN_LIFETIME ?? 20);
 /** The edge refreshes `min(60 s, 10%)` before expiry (token-response.ts). */
 const TOKEN_REFRESH_EVERY = TOKEN_LIFETIME - Math.min(60, TOKEN_LIFETIME * 0.1);
+/** How long the bench waits, after the intake row, for every channel target to have the last event. */
+const DRAIN_TIMEOUT_MS = 60_000;
+/** The event number of the notification sent after the intake load: its arrival at a target is "the last event". */
+const LAST_EVENT = 1_000_000;
 /** A safety net only: the bench is sized to finish in well under five minutes. */
 const WATCHDOG_MS = 9 * 60_000;
 
@@ -97,7 +102,7 @@ function coreTicks(core: number): { busy: number; total: number } {
 /** Fetches a row once and checks its answer is the payload it should be. */
 async function check(env: Env, target: Target): Promise<void> {
   const url = baseUrl(env, target.via)! + target.path;
-  const res = await fetch(url, { headers: target.headers ?? {} });
+  const res = await fetch(url, { method: target.method ?? "GET", headers: target.headers ?? {}, ...(target.body !== undefined ? { body: target.body } : {}) });
   const body = await res.text();
   const fail = (why: string) => {
     throw new Error(`row "${target.label}" (${url}) ${why}; status ${res.status}, first bytes: ${body.slice(0, 300)}`);
@@ -110,10 +115,25 @@ async function check(env: Env, target: Target): Promise<void> {
     if (target.rewritten && (!body.includes(edgeBase) || body.includes(env.upstream))) fail("did not have its URLs rewritten to the edge");
     if (!target.rewritten && !body.includes(`${env.upstream}fhir/R4/Patient/`)) fail("changed the upstream's URLs");
   }
+  if (target.payload === "aggregate") {
+    const entries = (body.match(/"fullUrl"/g) ?? []).length;
+    if (entries !== AGGREGATE_COUNT) fail(`is not a ${AGGREGATE_COUNT}-entry searchset (${entries} entries)`);
+    if (body.includes('"mode":"outcome"')) fail("reports a failed source");
+    if (target.rewritten && body.includes(env.upstream)) fail("did not have its URLs rewritten to the edge");
+  }
+  if (target.payload === "notification" && !body.includes('"OperationOutcome"')) fail("did not acknowledge the notification");
 }
 
+/** A load run of `target` (its method, body and headers). */
+function loadRun(env: Env, target: Target, connections: number, seconds: number): LoadRun {
+  return { url: baseUrl(env, target.via)! + target.path, headers: target.headers ?? {}, connections, seconds, method: target.method, body: target.body };
+}
+
+/** Seconds per run of a row: the bench's, or the row's own when shorter. */
+const secondsOf = (target: Target): number => Math.min(SECONDS, target.seconds ?? SECONDS);
+
 async function measure(env: Env, generator: LoadGenerator, target: Target, connections: number, seconds: number): Promise<Sample> {
-  const run: LoadRun = { url: baseUrl(env, target.via)! + target.path, headers: target.headers ?? {}, connections, seconds };
+  const run = loadRun(env, target, connections, seconds);
   const pids = proxyPids(env, target.via);
   const cpu0 = cpuSecondsOf(pids);
   const core0 = env.proxyCore === undefined ? undefined : coreTicks(env.proxyCore);
@@ -130,6 +150,29 @@ async function measure(env: Env, generator: LoadGenerator, target: Target, conne
     proxyCpuMsPerRequest: pids.length > 0 && result.requests > 0 ? ((cpu1 - cpu0) * 1000) / result.requests : undefined,
     foreignLoad,
   };
+}
+
+
+/**
+ * After a channel's load: sends one more notification (event LAST_EVENT; the channel
+ * delivers in arrival order) and waits, bounded, until every target has it.
+ */
+async function drain(env: Env, target: Target, receiver: Receiver, acceptedBefore: number): Promise<DrainResult> {
+  const t0 = Date.now();
+  const atLoadEnd = receiver.counts();
+  const res = await fetch(baseUrl(env, target.via)! + target.path, { method: "POST", headers: target.headers ?? {}, body: intakeNotificationJson(LAST_EVENT) });
+  await res.arrayBuffer();
+  const accepted = acceptedBefore + (res.ok ? 1 : 0);
+  while (Date.now() - t0 < DRAIN_TIMEOUT_MS && receiver.names.some((n) => receiver.markerAt(n) === undefined)) await new Promise((r) => setTimeout(r, 20));
+  const all = receiver.names.every((n) => receiver.markerAt(n) !== undefined);
+  const lastEventMs = all ? Math.max(...receiver.names.map((n) => receiver.markerAt(n)!)) - t0 : undefined;
+  const now = receiver.counts();
+  const atLast = Object.fromEntries(receiver.names.map((n) => [n, receiver.countAtMarker(n) ?? now[n]!]));
+  const per = receiver.names.map((n) => `${n}: ${atLast[n]}`).join(", ");
+  const summary = all
+    ? `${accepted} notifications accepted; the last target had the last event ${(lastEventMs! / 1000).toFixed(2)} s after the load ended (deliveries then ${per})`
+    : `${accepted} notifications accepted; after ${DRAIN_TIMEOUT_MS / 1000} s not every target had the last event (deliveries ${per})`;
+  return { channel: target.channel!, accepted, atLoadEnd, atLast, lastEventMs, summary };
 }
 
 /** Reads what bench/micro/hot-paths.bench.ts wrote; `period` is ms per sample (a batch for the cheap ones). */
@@ -215,11 +258,29 @@ async function main(): Promise<void> {
   const token = await startTokenEndpoint(TOKEN_LIFETIME);
   onStop(() => token.close());
 
+  // The channel's two targets: a node:http receiver in this process counting deliveries.
+  const receiver = await startReceiver(["a", "b"], `Encounter/${LAST_EVENT}"`);
+  onStop(() => receiver.close());
+
   const wrangler = unstable_readConfig({ config: join(ROOT, "wrangler.toml") });
   const upstreamBase = `127.0.0.1:${upstreamPort}/fhir/R4`;
+  const channels = {
+    [CHANNEL]: {
+      source: SOURCE,
+      topic: "http://hl7.org/SubscriptionTopic/admission",
+      secret: "env:BENCH_CHANNEL_SECRET",
+      payload: "id-only",
+      // The load generator sends the same body again and again: store and deliver every one.
+      sequencing: "none",
+      // Never drop an undelivered notification during the bench.
+      retentionEvents: 1_000_000,
+      targets: receiver.urls.map((url) => ({ url })),
+    },
+  };
   const workerd = await startWorkerd({
     edgeDir,
     configPath: join(OUT, "workerd.capnp"),
+    storageDir: join(OUT, "do-storage"),
     passthroughScript: join(BENCH_DIR, "passthrough-worker.js"),
     kvScript: join(BENCH_DIR, "kv-worker.js"),
     wrangler,
@@ -228,6 +289,10 @@ async function main(): Promise<void> {
       PROXY_API_KEYS: `bench:${BENCH_API_KEY}`,
       ALLOW_INSECURE_HTTP: "true",
       [`FHIR_SOURCE_${SOURCE.toUpperCase()}`]: `fhir+http://${upstreamBase}`,
+      [`FHIR_SOURCE_${SECOND_SOURCE.toUpperCase().replaceAll("-", "_")}`]: `fhir+http://${upstreamBase}`,
+      [`FHIR_SOURCE_${SLOW_SOURCE.toUpperCase().replaceAll("-", "_")}`]: `fhir+http://127.0.0.1:${upstreamPort}/slow/fhir/R4`,
+      FHIR_CHANNELS: JSON.stringify(channels),
+      BENCH_CHANNEL_SECRET: CHANNEL_SECRET,
       [`FHIR_SOURCE_${OAUTH_SOURCE.toUpperCase().replaceAll("-", "_")}`]:
         `fhir+http://127.0.0.1:${upstreamPort}/oauth/fhir/R4?client_id=${BENCH_CLIENT_ID}&client_secret=env:BENCH_CLIENT_SECRET&token_url=${token.url}`,
       BENCH_CLIENT_SECRET,
@@ -253,25 +318,50 @@ async function main(): Promise<void> {
     if (target.oauth) oauthFirst ??= Date.now();
     await check(env, target);
   }
-  log("warming up every row (1 s each)");
-  for (const target of active) await generator.run({ url: baseUrl(env, target.via)! + target.path, headers: target.headers ?? {}, connections: HIGH, seconds: 1 });
+  const shared = active.filter((t) => !t.isolated);
+  const isolated = active.filter((t) => t.isolated);
+  log(`warming up every row (1 s each)${isolated.length ? `, but ${isolated.map((t) => t.id).join(", ")} (warmed up in its own phase)` : ""}`);
+  for (const target of shared) await generator.run(loadRun(env, target, HIGH, 1));
 
   const samples = new Map<string, { latency: Sample[]; throughput: Sample[] }>(active.map((t) => [t.id, { latency: [], throughput: [] }]));
+  // Notifications the edge acknowledged (2xx) per channel: the check's one, then every run's.
+  const accepted = new Map<string, number>();
+  for (const t of active) if (t.channel) accepted.set(t.channel, (accepted.get(t.channel) ?? 0) + 1);
+  const countAccepted = (target: Target, r: { requests: number; badStatus: number }) => {
+    if (target.channel) accepted.set(target.channel, (accepted.get(target.channel) ?? 0) + r.requests - r.badStatus);
+  };
   let oauthLast = oauthFirst;
   const total = REPS * 2 * active.length;
   let done = 0;
-  for (let rep = 0; rep < REPS; rep++) {
-    for (const connections of [1, HIGH]) {
-      // A new order for every block (seeded, so runs repeat): no row always runs
-      // first, or right after the same neighbour (rows share workerd's thread).
-      const order = shuffled(active, rep * 2 + (connections === 1 ? 0 : 1) + 1);
-      for (const target of order) {
-        const sample = await measure(env, generator, target, connections, SECONDS);
-        if (target.oauth) oauthLast = Date.now();
-        samples.get(target.id)![connections === 1 ? "latency" : "throughput"].push(sample);
-        done++;
+  const runBlocks = async (group: Target[], seedOffset: number) => {
+    for (let rep = 0; rep < REPS; rep++) {
+      for (const connections of [1, HIGH]) {
+        // A new order for every block (seeded, so runs repeat): no row always runs
+        // first, or right after the same neighbour (rows share workerd's thread).
+        const order = shuffled(group, seedOffset + rep * 2 + (connections === 1 ? 0 : 1) + 1);
+        for (const target of order) {
+          const sample = await measure(env, generator, target, connections, secondsOf(target));
+          if (target.oauth) oauthLast = Date.now();
+          countAccepted(target, sample);
+          samples.get(target.id)![connections === 1 ? "latency" : "throughput"].push(sample);
+          done++;
+        }
+        log(`repetition ${rep + 1}/${REPS}, ${connections} connection${connections === 1 ? "" : "s"}: ${done}/${total} runs done`);
       }
-      log(`repetition ${rep + 1}/${REPS}, ${connections} connection${connections === 1 ? "" : "s"}: ${done}/${total} runs done`);
+    }
+  };
+  await runBlocks(shared, 0);
+
+  // Rows that leave work behind (the relay's deliveries) run last, alone, then drain.
+  const drains: DrainResult[] = [];
+  if (isolated.length > 0) {
+    log(`rows that leave work behind, alone: ${isolated.map((t) => t.id).join(", ")} (1 s warm-up each)`);
+    for (const target of isolated) countAccepted(target, await generator.run(loadRun(env, target, HIGH, 1)));
+    await runBlocks(isolated, 100);
+    for (const channel of new Set(isolated.flatMap((t) => (t.channel ? [t.channel] : [])))) {
+      const target = isolated.find((t) => t.channel === channel)!;
+      drains.push(await drain(env, target, receiver, accepted.get(channel) ?? 0));
+      log(`channel ${channel}: ${drains.at(-1)!.summary}`);
     }
   }
   for (const row of rows) {
@@ -302,7 +392,8 @@ async function main(): Promise<void> {
       met: r <= 1.25,
     });
   }
-  const edgeRows = rows.filter((r) => r.target.via === "edge" && r.throughput?.proxyCpuMsPerRequest !== undefined);
+  // Proxied requests only: an aggregate is several requests, and intake stores and delivers.
+  const edgeRows = rows.filter((r) => r.target.via === "edge" && (r.target.payload === "patient" || r.target.payload === "searchset") && r.throughput?.proxyCpuMsPerRequest !== undefined);
   if (edgeRows.length > 0) {
     const worst = Math.max(...edgeRows.map((r) => r.throughput!.proxyCpuMsPerRequest!));
     const parts = edgeRows.map((r) => `${r.target.label}, ${r.target.payload === "patient" ? "2 KB" : "200 KB"}: ${r.throughput!.proxyCpuMsPerRequest!.toFixed(3)} ms`);
@@ -318,6 +409,44 @@ async function main(): Promise<void> {
       goal: "≤ 1 token-endpoint call per token lifetime",
       measured: `${token.calls.length} calls for ${oauthRequests.toLocaleString("en-US")} measured requests over ${Math.round(tokenSpan)} s of ${TOKEN_LIFETIME} s tokens (one per ${TOKEN_REFRESH_EVERY} s refresh window: at most ${needed})`,
       met: token.calls.length >= 1 && token.calls.length <= needed && token.refused === 0,
+    });
+  }
+
+  // Aggregation and intake, in words (their rows are in the tables too).
+  const sections: Report["sections"] = [];
+  const row = (id: string) => rows.find((r) => r.target.id === id && !r.skipped && r.throughput);
+  const agg = row("edge-aggregate");
+  if (agg) {
+    const slowDirect = row("direct-slow");
+    const slowEdge = row("edge-slow");
+    const vs = (r: RowResult | undefined, what: string) =>
+      r
+        ? `${what}: 1 connection p50 ${r.latency!.p50Ms.toFixed(1)} ms (aggregate +${(agg.latency!.p50Ms - r.latency!.p50Ms).toFixed(1)} ms), p99 ${r.latency!.p99Ms.toFixed(1)} ms; ${HIGH} connections ${Math.round(r.throughput!.rps)} req/s (aggregate ${(agg.throughput!.rps / r.throughput!.rps).toFixed(2)}x), p50 ${r.throughput!.p50Ms.toFixed(1)} ms, p99 ${r.throughput!.p99Ms.toFixed(1)} ms`
+        : `${what}: not run`;
+    sections.push({
+      title: `Aggregation: 3 sources, one ${SLOW_DELAY_MS} ms late`,
+      lines: [
+        `\`GET /aggregate/Patient?_count=${AGGREGATE_COUNT}&sources=${SOURCE},${SECOND_SOURCE},${SLOW_SOURCE}\`: three edge sources on the same upstream, \`${SLOW_SOURCE}\` under its \`/slow\` path, which answers ${SLOW_DELAY_MS} ms late (a timer; the upstream keeps serving meanwhile). Each source answers a ${AGGREGATE_COUNT}-entry searchset; the edge asks them in parallel and merges one ${AGGREGATE_COUNT}-match page.`,
+        `Aggregate: 1 connection p50 ${agg.latency!.p50Ms.toFixed(1)} ms, p99 ${agg.latency!.p99Ms.toFixed(1)} ms; ${HIGH} connections ${Math.round(agg.throughput!.rps)} req/s, p50 ${agg.throughput!.p50Ms.toFixed(1)} ms, p99 ${agg.throughput!.p99Ms.toFixed(1)} ms.`,
+        vs(slowDirect, "The slowest source alone, direct"),
+        vs(slowEdge, "The slowest source alone, through the edge"),
+        "The rows' \"× direct\" is against the slowest source alone, direct: a fan-out cannot answer before its slowest source.",
+      ],
+    });
+  }
+  const intake = row("edge-intake");
+  if (intake) {
+    sections.push({
+      title: "Subscription intake: one channel, two targets",
+      lines: [
+        `\`POST /webhooks/${CHANNEL}\` with the channel secret (X-Api-Key) and the same R5 id-only event-notification Bundle (${Buffer.byteLength(intake.target.body ?? "")} bytes) every time; the channel has \`sequencing: "none"\`, so every POST is stored (SQLite in the channel's Durable Object, in memory here) before its 200 and delivered to both targets (a node:http receiver in the bench process, answering 200 at once).`,
+        `Intake: ${Math.round(intake.throughput!.rps)} notifications/s at ${HIGH} connections (p50 ${intake.throughput!.p50Ms.toFixed(2)} ms, p99 ${intake.throughput!.p99Ms.toFixed(2)} ms); ${Math.round(intake.latency!.rps)}/s at 1 connection (p50 ${intake.latency!.p50Ms.toFixed(2)} ms, p99 ${intake.latency!.p99Ms.toFixed(2)} ms). Delivery to the targets runs in the same workerd thread meanwhile, so these rates include it; the row runs alone, after all the others, so its deliveries disturb no other row.`,
+        ...drains.map(
+          (d) =>
+            `Delivery: after the last run, one more notification (event ${LAST_EVENT}) was posted; ${d.lastEventMs !== undefined ? `**the last target had it ${(d.lastEventMs / 1000).toFixed(2)} s after the load ended**` : `**not every target had it after ${DRAIN_TIMEOUT_MS / 1000} s**`}. ` +
+            `${d.accepted.toLocaleString("en-US")} notifications acknowledged in all (warm-up and check included; counted from the load generator's 2xx, a lower bound: a run's in-flight requests at its end are not counted); deliveries per target when the load ended: ${Object.entries(d.atLoadEnd).map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join(", ")}; when it had the last event: ${Object.entries(d.atLast).map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join(", ")}.`,
+        ),
+      ],
     });
   }
 
@@ -338,8 +467,8 @@ async function main(): Promise<void> {
     ],
     method: [
       `Processes: ${pinned ? `taskset pins the load generator (one thread), the fixed upstream (node:http) and this harness to core ${generatorCore}, and every proxy (workerd with the edge and the bare Worker; nginx with one worker process) to core ${proxyCore}, so a proxy's cost shows as its own core's time and never steals the generator's` : "not pinned (taskset missing or one core): every process shares every core"}.`,
-      `Each row runs ${REPS} times at 1 connection (latency) and ${REPS} times at ${HIGH} connections (throughput), ${SECONDS} s per run, after a 1 s warm-up; every block of runs takes the rows in a new shuffled order (seeded), so machine drift and the row before hit all rows alike. The tables show medians.`,
-      "The edge is `wrangler deploy --dry-run --outdir bench/out/edge` run by workerd directly from a generated config (bench/out/workerd.capnp): its bindings as in wrangler.toml (KV served by a small in-memory KV Worker, the TokenCoordinator Durable Object SQLite-backed in memory), the bare pass-through Worker (bench/passthrough-worker.js) in the same workerd process. Not `wrangler dev` or Miniflare: both add Workers of their own to every request (Miniflare's outbound interceptor sits on every fetch).",
+      `Each row runs ${REPS} times at 1 connection (latency) and ${REPS} times at ${HIGH} connections (throughput), ${SECONDS} s per run (or a row's own shorter time, see notes), after a 1 s warm-up; every block of runs takes the rows in a new shuffled order (seeded), so machine drift and the row before hit all rows alike. The tables show medians.`,
+      "The edge is `wrangler deploy --dry-run --outdir bench/out/edge` run by workerd directly from a generated config (bench/out/workerd.capnp): its bindings as in wrangler.toml (KV served by a small in-memory KV Worker, the TokenCoordinator and ChannelObject Durable Objects SQLite-backed in a fresh bench/out/do-storage (workerd's in-memory storage has no SQL API), ALLOW_INSECURE_HTTP=true for the http upstream and channel targets), the bare pass-through Worker (bench/passthrough-worker.js) in the same workerd process. Not `wrangler dev` or Miniflare: both add Workers of their own to every request (Miniflare's outbound interceptor sits on every fetch).",
       "Clients authenticate to the edge with an API key (X-Api-Key); the edge logs one JSON line per request (workerd's stdout, discarded).",
       "CPU per request: the user+system CPU time of the proxy's process(es) from /proc/<pid>/stat over a run, divided by the requests of that run. For workerd that is the whole runtime (HTTP parsing both ways, the socket to the upstream, JavaScript), more than Cloudflare bills (JavaScript CPU only), so it is an upper bound; the bare Worker's figure is the runtime's share.",
       `"Other load on proxy core": the proxy core's busy time from /proc/stat not spent by the proxy, as a share of the run: how much this shared machine disturbed that run.`,
@@ -351,10 +480,12 @@ async function main(): Promise<void> {
       ...(nginx ? [`${TASKSET && proxyCore !== undefined ? `taskset -c ${proxyCore} ` : ""}nginx -p bench/out/nginx -c bench/out/nginx/nginx.conf`] : []),
       generator.describe(exampleRun(1)),
       generator.describe(exampleRun(HIGH)),
+      ...(intake ? [generator.describe(loadRun(env, intake.target, HIGH, secondsOf(intake.target)))] : []),
       "npx vitest bench --run --config bench/vitest.config.ts",
     ],
     highConcurrency: HIGH,
     rows,
+    sections,
     targets,
     token: !oauthRow ? ["The token row was not run (BENCH_ROWS)."] : [
       `${token.calls.length} token-endpoint calls (${token.refused} refused) while the token row served ${oauthRequests.toLocaleString("en-US")} measured requests (plus warm-up), first to last request ${Math.round(tokenSpan)} s apart.`,
@@ -367,7 +498,7 @@ async function main(): Promise<void> {
       "Local workerd is not Cloudflare's network: no TLS, no distance to the client or the upstream, one isolate on one core. The ratios between rows are the result; absolute req/s say little about production.",
       "This machine has 2 cores, shared by the load generator, the upstream and the proxies (and by whatever else runs on it: see the \"other load\" column); when it is busy, spread between repetitions grows.",
       "nginx only forwards: it does not rewrite the upstream's URLs in the 200 KB Bundle (the edge does), so compare the rewriting row with the edge streaming the same bytes.",
-      "Rows still to come, with their features: aggregate over 3 sources with one slowed by 50 ms, and subscription intake (notifications/s into one channel, time until the last target has the last event). They are not stubbed here; each will be an entry in bench/targets.ts.",
+      "The aggregate rows run 2 s per run and the intake row 1 s per run (bench/targets.ts), to keep the bench under five minutes; their p99 at 1 connection rests on fewer samples than the other rows'.",
       "Finding where the time goes: `node bench/profile.ts` samples a V8 CPU profile of the edge in workerd while wrk drives one path; `node bench/compare-builds.ts <a> <b>` compares the CPU per request of two dry-run builds, alternating.",
       ...(generator.name === "autocannon" ? ["autocannon reports latencies in whole milliseconds; install wrk for finer ones."] : []),
     ],

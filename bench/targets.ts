@@ -5,13 +5,13 @@
  * checks and reports every row alike.
  * Only erasable TypeScript: Node runs this file as it is.
  */
-import { PATIENT_ID, UPSTREAM_BASE_PATH } from "./fixtures.ts";
+import { AGGREGATE_COUNT, PATIENT_ID, SLOW_PREFIX, UPSTREAM_BASE_PATH, intakeNotificationJson } from "./fixtures.ts";
 
 /** What a row goes through; names the base URL and the process whose CPU is the proxy's. */
 export type Via = "direct" | "nginx" | "bare-worker" | "edge";
 
 /** The payload a row fetches; rows with the same payload are compared with each other. */
-export type Payload = "patient" | "searchset";
+export type Payload = "patient" | "searchset" | "aggregate" | "notification";
 
 export interface Target {
   id: string;
@@ -25,6 +25,19 @@ export interface Target {
   rewritten?: boolean;
   /** Count token-endpoint calls for this row. */
   oauth?: boolean;
+  /** Default GET. */
+  method?: "GET" | "POST";
+  /** Request body, sent with every request of the row. */
+  body?: string;
+  /** Seconds per run, when shorter than the bench's default (slow rows, rows that store what they send). */
+  seconds?: number;
+  /**
+   * The row leaves work behind in the edge (deliveries to a channel's targets), which would
+   * disturb the rows measured after it: it runs in its own phase, after all the others.
+   */
+  isolated?: boolean;
+  /** The channel this row feeds: after its runs, the bench waits until every target has the last event. */
+  channel?: string;
 }
 
 /** The edge's inbound API key for the bench (config in run.ts). */
@@ -33,6 +46,13 @@ const KEY = { "X-Api-Key": BENCH_API_KEY };
 /** The edge's sources: `bench` (no upstream auth) and `bench-oauth` (client credentials). */
 export const SOURCE = "bench";
 export const OAUTH_SOURCE = "bench-oauth";
+/** Aggregation: three sources on the same upstream, `bench-slow` under its path that answers 50 ms late. */
+export const SLOW_SOURCE = "bench-slow";
+export const SECOND_SOURCE = "bench-b";
+export const AGGREGATE_SOURCES = [SOURCE, SECOND_SOURCE, SLOW_SOURCE];
+/** The relay channel of the intake row (sequencing "none": every POST of the same body is stored and delivered). */
+export const CHANNEL = "bench";
+export const CHANNEL_SECRET = "bench-channel-secret-0123456789";
 
 const upstreamPath = UPSTREAM_BASE_PATH.slice(1);
 const READ = `${upstreamPath}/Patient/${PATIENT_ID}`;
@@ -41,7 +61,11 @@ const SEARCH = `${upstreamPath}/Patient?_count=100`;
 export const PAYLOADS: Record<Payload, string> = {
   patient: "2 KB Patient (read)",
   searchset: "200 KB searchset, 100 entries",
+  aggregate: `searchset, _count=${AGGREGATE_COUNT}, source(s) +50 ms`,
+  notification: "R5 notification Bundle (POST)",
 };
+
+const SLOW_SEARCH = `${SLOW_PREFIX.slice(1)}/${upstreamPath}/Patient?_count=${AGGREGATE_COUNT}`;
 
 export const TARGETS: Target[] = [
   { id: "direct-patient", label: "direct upstream", payload: "patient", via: "direct", path: READ },
@@ -55,4 +79,30 @@ export const TARGETS: Target[] = [
   // The same 200 KB bytes read as one resource (Bundle/<id>): the edge streams them untouched.
   { id: "edge-searchset-streamed", label: "edge, same bytes streamed (Bundle read)", payload: "searchset", via: "edge", path: `${SOURCE}/Bundle/bench-searchset`, headers: KEY },
   { id: "edge-searchset-rewritten", label: "edge, URLs rewritten (search)", payload: "searchset", via: "edge", path: `${SOURCE}/Patient?_count=100`, headers: KEY, rewritten: true },
+  // Aggregation: its "× direct" is against the slowest source alone (the floor of any fan-out).
+  { id: "direct-slow", label: "direct upstream, slow source alone", payload: "aggregate", via: "direct", path: SLOW_SEARCH, seconds: 2 },
+  { id: "edge-slow", label: "edge, slow source alone (proxy)", payload: "aggregate", via: "edge", path: `${SLOW_SOURCE}/Patient?_count=${AGGREGATE_COUNT}`, headers: KEY, rewritten: true, seconds: 2 },
+  {
+    id: "edge-aggregate",
+    label: "edge, aggregate over 3 sources, 1 slow",
+    payload: "aggregate",
+    via: "edge",
+    path: `aggregate/Patient?_count=${AGGREGATE_COUNT}&sources=${AGGREGATE_SOURCES.join(",")}`,
+    headers: KEY,
+    rewritten: true,
+    seconds: 2,
+  },
+  {
+    id: "edge-intake",
+    label: "edge, subscription intake (1 channel, 2 targets)",
+    payload: "notification",
+    via: "edge",
+    path: `webhooks/${CHANNEL}`,
+    method: "POST",
+    body: intakeNotificationJson(1),
+    headers: { "X-Api-Key": CHANNEL_SECRET, "Content-Type": "application/fhir+json" },
+    seconds: 1,
+    isolated: true,
+    channel: CHANNEL,
+  },
 ];
