@@ -439,7 +439,7 @@ async function main(): Promise<void> {
     sections.push({
       title: "Subscription intake: one channel, two targets",
       lines: [
-        `\`POST /webhooks/${CHANNEL}\` with the channel secret (X-Api-Key) and the same R5 id-only event-notification Bundle (${Buffer.byteLength(intake.target.body ?? "")} bytes) every time; the channel has \`sequencing: "none"\`, so every POST is stored (SQLite in the channel's Durable Object, in memory here) before its 200 and delivered to both targets (a node:http receiver in the bench process, answering 200 at once).`,
+        `\`POST /webhooks/${CHANNEL}\` with the channel secret (X-Api-Key) and the same R5 id-only event-notification Bundle (${Buffer.byteLength(intake.target.body ?? "")} bytes) every time; the channel has \`sequencing: "none"\`, so every POST is stored (SQLite in the channel's Durable Object, on a fresh local directory here) before its 200 and delivered to both targets (a node:http receiver in the bench process, answering 200 at once).`,
         `Intake: ${Math.round(intake.throughput!.rps)} notifications/s at ${HIGH} connections (p50 ${intake.throughput!.p50Ms.toFixed(2)} ms, p99 ${intake.throughput!.p99Ms.toFixed(2)} ms); ${Math.round(intake.latency!.rps)}/s at 1 connection (p50 ${intake.latency!.p50Ms.toFixed(2)} ms, p99 ${intake.latency!.p99Ms.toFixed(2)} ms). Delivery to the targets runs in the same workerd thread meanwhile, so these rates include it; the row runs alone, after all the others, so its deliveries disturb no other row.`,
         ...drains.map(
           (d) =>
