@@ -19,7 +19,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { unstable_readConfig } from "wrangler";
 import { wrk } from "./loadgen.ts";
-import { cpuSeconds, spawnPinned, stopAll, TASKSET, usableCores, waitForLine } from "./processes.ts";
+import { benchCores, cpuSeconds, startBenchUpstream, stopAll } from "./processes.ts";
 import { median } from "./stats.ts";
 import { BENCH_API_KEY, SOURCE } from "./targets.ts";
 import { startWorkerd } from "./workerd.ts";
@@ -33,14 +33,10 @@ if (builds.length === 0) {
   console.error("usage: node bench/compare-builds.ts <dir under bench/out> [<dir> ...]");
   process.exit(2);
 }
-const cores = usableCores();
-const generatorCore = TASKSET && cores.length >= 2 ? cores[0] : undefined;
-const proxyCore = TASKSET && cores.length >= 2 ? cores[1] : undefined;
+const { generatorCore, proxyCore } = benchCores();
 
 try {
-  const up = spawnPinned(process.execPath, [join(BENCH_DIR, "upstream.ts")], generatorCore, { stdio: ["pipe", "pipe", "inherit"] });
-  const { port } = await waitForLine(up.stdout!, (l) => JSON.parse(l) as { port: number }, 15_000, "the upstream");
-  up.stdout!.resume();
+  const { child: up, port } = await startBenchUpstream(join(BENCH_DIR, "upstream.ts"), generatorCore);
   const wrangler = unstable_readConfig({ config: join(BENCH_DIR, "..", "wrangler.toml") });
   const rows: Array<{ name: string; url: string; pid: number; cpu: number[]; rps: number[] }> = [];
   for (const build of builds) {

@@ -115,3 +115,22 @@ export function waitForLine<T>(stream: NodeJS.ReadableStream, match: (line: stri
     stream.on("data", onData);
   });
 }
+
+/**
+ * Where the bench's processes run: the load generator, upstream and harness
+ * on one core, the proxies (workerd, nginx) on another, when taskset and two
+ * cores are there; unpinned otherwise.
+ */
+export function benchCores(): { pinned: boolean; generatorCore: number | undefined; proxyCore: number | undefined } {
+  const cores = usableCores();
+  const pinned = TASKSET && cores.length >= 2;
+  return { pinned, generatorCore: pinned ? cores[0] : undefined, proxyCore: pinned ? cores[1] : undefined };
+}
+
+/** Starts bench/upstream.ts pinned to `core` and waits for the port it listens on. */
+export async function startBenchUpstream(script: string, core: number | undefined): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawnPinned(process.execPath, [script], core, { stdio: ["pipe", "pipe", "inherit"] });
+  const { port } = await waitForLine(child.stdout!, (l) => JSON.parse(l) as { port: number }, 15_000, "the upstream");
+  child.stdout!.resume();
+  return { child, port };
+}

@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { unstable_readConfig } from "wrangler";
 import { wrk } from "./loadgen.ts";
 import { freePort } from "./nginx.ts";
-import { spawnPinned, stopAll, TASKSET, usableCores, waitForLine } from "./processes.ts";
+import { benchCores, startBenchUpstream, stopAll } from "./processes.ts";
 import { BENCH_API_KEY, SOURCE } from "./targets.ts";
 import { startWorkerd } from "./workerd.ts";
 
@@ -33,14 +33,10 @@ interface Profile {
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const [build = "edge", path = `${SOURCE}/Patient/bench-1`] = process.argv.slice(2);
-const cores = usableCores();
-const generatorCore = TASKSET && cores.length >= 2 ? cores[0] : undefined;
-const proxyCore = TASKSET && cores.length >= 2 ? cores[1] : undefined;
+const { generatorCore, proxyCore } = benchCores();
 
 try {
-  const up = spawnPinned(process.execPath, [join(BENCH_DIR, "upstream.ts")], generatorCore, { stdio: ["pipe", "pipe", "inherit"] });
-  const { port } = await waitForLine(up.stdout!, (l) => JSON.parse(l) as { port: number }, 15_000, "the upstream");
-  up.stdout!.resume();
+  const { child: up, port } = await startBenchUpstream(join(BENCH_DIR, "upstream.ts"), generatorCore);
   const inspectorPort = await freePort();
   process.env.BENCH_INSPECTOR = String(inspectorPort);
   const w = await startWorkerd({

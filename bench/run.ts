@@ -28,7 +28,7 @@ import { AGGREGATE_COUNT, PATIENT_ID, SEARCHSET_ENTRIES, SLOW_DELAY_MS, intakeNo
 import { BACKOFF_BATCH, CONNECTION_BATCH, GAP_BATCH, MICRO_UPSTREAM } from "./micro/batches.ts";
 import { loadGenerator, type LoadGenerator, type LoadRun } from "./loadgen.ts";
 import { startNginx, type Nginx } from "./nginx.ts";
-import { cpuSecondsOf, onStop, pin, spawnPinned, stopAll, TASKSET, usableCores, waitForLine } from "./processes.ts";
+import { benchCores, cpuSecondsOf, onStop, pin, spawnPinned, startBenchUpstream, stopAll, TASKSET } from "./processes.ts";
 import { renderMarkdown, renderSvg, type DrainResult, type MicroResult, type Report, type RowResult, type TargetCheck } from "./report.ts";
 import { summarize, type Sample } from "./stats.ts";
 import { startReceiver, type Receiver } from "./receiver.ts";
@@ -225,10 +225,7 @@ function packageVersion(name: string): string {
 }
 
 async function main(): Promise<void> {
-  const cores = usableCores();
-  const pinned = TASKSET && cores.length >= 2;
-  const generatorCore = pinned ? cores[0] : undefined;
-  const proxyCore = pinned ? cores[1] : undefined;
+  const { pinned, generatorCore, proxyCore } = benchCores();
   pin(process.pid, generatorCore);
   const loadAtStart = os.loadavg();
   mkdirSync(OUT, { recursive: true });
@@ -250,9 +247,7 @@ async function main(): Promise<void> {
   }
 
   log("starting the upstream, the token endpoint, workerd and nginx");
-  const upstreamChild = spawnPinned(process.execPath, [join(BENCH_DIR, "upstream.ts")], generatorCore, { stdio: ["pipe", "pipe", "inherit"] });
-  const { port: upstreamPort } = await waitForLine(upstreamChild.stdout!, (l) => JSON.parse(l) as { port: number }, 15_000, "the upstream");
-  upstreamChild.stdout!.resume();
+  const { child: upstreamChild, port: upstreamPort } = await startBenchUpstream(join(BENCH_DIR, "upstream.ts"), generatorCore);
   const upstream = `http://127.0.0.1:${upstreamPort}/`;
 
   const token = await startTokenEndpoint(TOKEN_LIFETIME);
