@@ -1,4 +1,5 @@
 import { err, ok, type Result } from "../result.ts";
+import { resolveEnvValue } from "./env-value.ts";
 import { SOURCE_NAME, type ConfigIssue } from "./types.ts";
 
 export interface FilterBy {
@@ -87,13 +88,7 @@ export function resolveChannel(
 
   const secretOf = (field: string, raw: unknown): string | undefined => {
     if (typeof raw !== "string" || raw === "") return undefined;
-    if (!raw.startsWith("env:")) return raw;
-    const value = ctx.env[raw.slice(4)];
-    if (typeof value !== "string" || value === "") {
-      issue(field, "missing-binding", `${field} refers to the binding ${raw.slice(4)}, which is not set`);
-      return undefined;
-    }
-    return value;
+    return resolveEnvValue(raw, ctx.env, (i) => issue(field, i.code, i.message), field);
   };
   const seconds = (field: string, fallback: number | undefined, min: number): number | undefined => {
     const raw = o[field];

@@ -1,5 +1,6 @@
 import { err, ok, type Result } from "../result.ts";
 import { isHttpUrl } from "../url.ts";
+import { resolveEnvValue } from "./env-value.ts";
 import type { ConfigIssue, JwtAlg, RetryPolicy, SourceConfig, UpstreamAuth } from "./types.ts";
 
 /** What either declaration form (connection string or JSON) hands to validation. */
@@ -93,15 +94,7 @@ export function resolveSource(name: string, input: SourceInput, ctx: ResolveCont
       issue(field, "invalid-value", `${field} must be a string`);
       return undefined;
     }
-    if (raw.startsWith("env:")) {
-      const binding = raw.slice(4);
-      const value = ctx.env[binding];
-      if (typeof value !== "string" || value === "") {
-        issue(field, "missing-binding", `${field} refers to the binding ${binding}, which is not set`);
-        return undefined;
-      }
-      return value;
-    }
+    if (raw.startsWith("env:")) return resolveEnvValue(raw, ctx.env, (i) => issue(field, i.code, i.message), field);
     if (raw === "") {
       issue(field, "invalid-value", `${field} is empty`);
       return undefined;
@@ -151,15 +144,8 @@ export function resolveSource(name: string, input: SourceInput, ctx: ResolveCont
     } else if (lower === "authorization" && auth.kind !== "none") {
       issue(field, "conflicting-auth", "an Authorization header conflicts with the source's auth method");
     } else {
-      let value = rawValue;
-      if (value.startsWith("env:")) {
-        const resolved = ctx.env[value.slice(4)];
-        if (typeof resolved !== "string" || resolved === "") {
-          issue(field, "missing-binding", `${field} refers to the binding ${value.slice(4)}, which is not set`);
-          continue;
-        }
-        value = resolved;
-      }
+      const value = resolveEnvValue(rawValue, ctx.env, (x) => issue(field, x.code, x.message), field);
+      if (value === undefined) continue;
       if (/[\r\n\0]/.test(value)) issue(field, "invalid-header", `${field} contains a control character`);
       else headers.push([headerName, value]);
     }
