@@ -1,23 +1,34 @@
+import type { ChannelConfig } from "../config/channel.ts";
 import type { EdgeConfig } from "../config/edge-config.ts";
-import type { SourceConfig } from "../config/types.ts";
+import type { ConfigIssue, SourceConfig } from "../config/types.ts";
 import { ConfigurationError, NotFoundError } from "../errors.ts";
 import { SOURCE_NAME } from "../config/types.ts";
 
 /**
- * The configured source by name: 404 when there is none, 500 naming the
- * source and its faulty fields (never their values) when it is misconfigured.
+ * A configured source or channel by name: 404 when there is none, 500 naming
+ * it and its faulty fields (never their values) when it is misconfigured.
  */
-export function requireSource(config: EdgeConfig, name: string): SourceConfig {
-  const source = SOURCE_NAME.test(name) ? config.sources.get(name) : undefined;
-  if (source) return source;
-  const broken = SOURCE_NAME.test(name) ? config.brokenSources.get(name) : undefined;
-  if (broken) {
-    const fields = broken.map((i) => i.field).filter((f): f is string => f !== undefined);
+function requireNamed<T>(kind: "Source" | "Channel", name: string, ok: ReadonlyMap<string, T>, broken: ReadonlyMap<string, ConfigIssue[]>): T {
+  const valid = SOURCE_NAME.test(name);
+  const found = valid ? ok.get(name) : undefined;
+  if (found) return found;
+  const code = kind.toLowerCase();
+  const issues = valid ? broken.get(name) : undefined;
+  if (issues) {
+    const fields = issues.map((i) => i.field).filter((f): f is string => f !== undefined);
     throw new ConfigurationError(
-      "source-misconfigured",
-      `Source ${name} is misconfigured: ${broken.map((i) => i.message.replace(`Source ${name}: `, "")).join("; ")}`,
+      `${code}-misconfigured`,
+      `${kind} ${name} is misconfigured: ${issues.map((i) => i.message.replace(`${kind} ${name}: `, "")).join("; ")}`,
       fields.length > 0 ? fields : undefined,
     );
   }
-  throw new NotFoundError("source-not-found", `No source named ${JSON.stringify(name.slice(0, 64))} is configured on this edge`);
+  throw new NotFoundError(`${code}-not-found`, `No ${code} named ${JSON.stringify(name.slice(0, 64))} is configured on this edge`);
+}
+
+export function requireSource(config: EdgeConfig, name: string): SourceConfig {
+  return requireNamed("Source", name, config.sources, config.brokenSources);
+}
+
+export function requireChannel(config: EdgeConfig, name: string): ChannelConfig {
+  return requireNamed("Channel", name, config.channels, config.brokenChannels);
 }

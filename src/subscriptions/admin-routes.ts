@@ -5,9 +5,9 @@ import { InvalidRequestError, UpstreamUnavailableError } from "../errors.ts";
 import { FHIR_JSON } from "../fhir/types.ts";
 import { forward, type ForwardDeps } from "../proxy/forward.ts";
 import { upstreamRequestHeaders } from "../proxy/headers.ts";
-import { requireSource } from "../proxy/sources.ts";
+import { requireChannel, requireSource } from "../proxy/sources.ts";
 import { buildSubscription, CHANNEL_TAG_SYSTEM, redactSubscription } from "./subscription-resource.ts";
-import { channelStub, requireChannel } from "./webhook-route.ts";
+import { channelStub } from "./webhook-route.ts";
 
 /** The edge's own base: `PUBLIC_URL`, else the request's origin and the path the edge is mounted under. */
 function edgeBase(c: Context<EdgeHonoEnv>, marker: string): string {

@@ -2,9 +2,9 @@ import type { Context } from "hono";
 import { presentedCredential } from "../auth/inbound/api-key.ts";
 import { digest, findSecret } from "../auth/constant-time.ts";
 import type { ChannelConfig } from "../config/channel.ts";
-import type { EdgeConfig } from "../config/edge-config.ts";
 import type { EdgeHonoEnv } from "../context.ts";
-import { ConfigurationError, InvalidRequestError, NotFoundError, UnauthenticatedError } from "../errors.ts";
+import { InvalidRequestError, UnauthenticatedError } from "../errors.ts";
+import { requireChannel } from "../proxy/sources.ts";
 import { operationOutcome } from "../fhir/operation-outcome.ts";
 import { FHIR_JSON } from "../fhir/types.ts";
 import type { ChannelObject } from "./channel-object.ts";
@@ -14,18 +14,6 @@ import { parseNotification } from "./notification.ts";
 export const MAX_NOTIFICATION_BYTES = 4 * 1024 * 1024;
 
 const secretDigests = new WeakMap<ChannelConfig, Promise<ArrayBuffer>>();
-
-/** A configured channel by name: 404 when unknown, 500 naming the channel and fields when misconfigured. */
-export function requireChannel(config: EdgeConfig, name: string): ChannelConfig {
-  const channel = config.channels.get(name);
-  if (channel) return channel;
-  const broken = config.brokenChannels.get(name);
-  if (broken) {
-    const fields = broken.map((i) => i.field).filter((f): f is string => f !== undefined);
-    throw new ConfigurationError("channel-misconfigured", `Channel ${name} is misconfigured: ${broken.map((i) => i.message.replace(`Channel ${name}: `, "")).join("; ")}`, fields.length ? fields : undefined);
-  }
-  throw new NotFoundError("channel-not-found", `No channel named ${JSON.stringify(name.slice(0, 64))} is configured on this edge`);
-}
 
 export function channelStub(env: EdgeHonoEnv["Bindings"], name: string): DurableObjectStub<ChannelObject> {
   const ns = env.CHANNELS as DurableObjectNamespace<ChannelObject>;
