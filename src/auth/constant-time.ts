@@ -1,22 +1,35 @@
-const encoder = new TextEncoder();
+/**
+ * Every comparison walks at least this many characters, so for secrets up to
+ * this length the time depends on neither the secret's length nor its content.
+ */
+const MIN_WALK = 256;
 
-/** SHA-256 of a string: equal-length inputs for a constant-time comparison. */
-export async function digest(text: string): Promise<ArrayBuffer> {
-  return crypto.subtle.digest("SHA-256", encoder.encode(text));
+/** 0 when `a` and `b` are the same string, else non-zero; no early exit. */
+function difference(a: string, b: string): number {
+  let diff = a.length ^ b.length;
+  const walk = Math.max(MIN_WALK, a.length, b.length);
+  for (let i = 0; i < walk; i++) {
+    // Past either end, both sides read as 0: the length check above already differs.
+    diff |= (i < a.length ? a.charCodeAt(i) : 0) ^ (i < b.length ? b.charCodeAt(i) : 0);
+  }
+  return diff;
 }
 
 /**
- * Compares a presented secret with known digests in constant time: both sides
- * are hashed to 32 bytes and compared with the runtime's `timingSafeEqual`,
- * and every candidate is checked, so neither the length nor the position of a
- * match leaks through timing.
- * @returns the index of the matching digest, or -1
+ * Compares a presented secret with the known ones in constant time, in
+ * JavaScript and synchronously (no digest, no promise on the hot path):
+ * every candidate is compared over its full walk, whatever matched, so
+ * timing reveals neither where a mismatch is, nor which secret matched, nor
+ * (up to 256 characters) how long the secrets are.
+ * @returns the index of the matching secret, or -1
  */
-export async function findSecret(presented: string, known: readonly ArrayBuffer[]): Promise<number> {
-  const candidate = await digest(presented);
+export function findSecret(presented: string, known: readonly string[]): number {
   let found = -1;
   for (let i = 0; i < known.length; i++) {
-    if (crypto.subtle.timingSafeEqual(candidate, known[i]!) && found === -1) found = i;
+    const equal = difference(presented, known[i]!) === 0;
+    // Branch-free select: keeps the first match.
+    const take = (equal ? 1 : 0) & (found === -1 ? 1 : 0);
+    found = take * i + (1 - take) * found;
   }
   return found;
 }

@@ -1,7 +1,6 @@
 import type { Context } from "hono";
 import { presentedCredential } from "../auth/inbound/api-key.ts";
-import { digest, findSecret } from "../auth/constant-time.ts";
-import type { ChannelConfig } from "../config/channel.ts";
+import { findSecret } from "../auth/constant-time.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, UnauthenticatedError } from "../errors.ts";
 import { requireChannel } from "../proxy/sources.ts";
@@ -12,8 +11,6 @@ import { parseNotification } from "./notification.ts";
 
 /** The largest notification Bundle accepted (full-resource payloads included). */
 export const MAX_NOTIFICATION_BYTES = 4 * 1024 * 1024;
-
-const secretDigests = new WeakMap<ChannelConfig, Promise<ArrayBuffer>>();
 
 export function channelStub(env: EdgeHonoEnv["Bindings"], name: string): DurableObjectStub<ChannelObject> {
   const ns = env.CHANNELS as DurableObjectNamespace<ChannelObject>;
@@ -67,12 +64,7 @@ export const webhookHandler = async (c: Context<EdgeHonoEnv>): Promise<Response>
   const channel = requireChannel(c.get("config"), name);
   c.set("logSource", channel.source);
   const presented = presentedCredential(c.req.raw.headers);
-  let expected = secretDigests.get(channel);
-  if (!expected) {
-    expected = digest(channel.secret);
-    secretDigests.set(channel, expected);
-  }
-  if (!presented || (await findSecret(presented, [await expected])) === -1) {
+  if (!presented || findSecret(presented, [channel.secret]) === -1) {
     throw new UnauthenticatedError(presented ? "invalid-credentials" : "missing-credentials", "Notifications need the channel secret (X-Api-Key or Authorization: Bearer)", 'Bearer realm="fhir-edge-webhooks"');
   }
 

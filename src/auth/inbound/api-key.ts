@@ -1,9 +1,9 @@
 import type { MiddlewareHandler } from "hono";
 import { UnauthenticatedError } from "../../errors.ts";
 import type { EdgeHonoEnv } from "../../context.ts";
-import { digest, findSecret } from "../constant-time.ts";
+import { findSecret } from "../constant-time.ts";
 
-const digestsCache = new WeakMap<object, Promise<ArrayBuffer[]>>();
+const secretsCache = new WeakMap<object, string[]>();
 
 /** Bearer or X-Api-Key, whichever the client sent. */
 export function presentedCredential(headers: Headers): string | undefined {
@@ -16,8 +16,8 @@ export function presentedCredential(headers: Headers): string | undefined {
 
 /**
  * `PROXY_AUTH=api-key`: the client shows one of `PROXY_API_KEYS` as
- * `Authorization: Bearer <key>` or `X-Api-Key: <key>`. Keys are hashed once
- * per isolate and compared in constant time.
+ * `Authorization: Bearer <key>` or `X-Api-Key: <key>`, compared with every
+ * configured key in constant time, synchronously.
  * @see ../../../../shared/design.md section 2
  */
 export const apiKeyAuth = (keys: ReadonlyArray<{ client: string; key: string }>): MiddlewareHandler<EdgeHonoEnv> => {
@@ -26,12 +26,12 @@ export const apiKeyAuth = (keys: ReadonlyArray<{ client: string; key: string }>)
     if (!presented) {
       throw new UnauthenticatedError("missing-credentials", "This edge needs an API key (Authorization: Bearer <key> or X-Api-Key)", 'Bearer realm="fhir-edge"');
     }
-    let digests = digestsCache.get(keys);
-    if (!digests) {
-      digests = Promise.all(keys.map((k) => digest(k.key)));
-      digestsCache.set(keys, digests);
+    let secrets = secretsCache.get(keys);
+    if (!secrets) {
+      secrets = keys.map((k) => k.key);
+      secretsCache.set(keys, secrets);
     }
-    const index = await findSecret(presented, await digests);
+    const index = findSecret(presented, secrets);
     if (index === -1) {
       throw new UnauthenticatedError("invalid-credentials", "The API key is not valid", 'Bearer realm="fhir-edge", error="invalid_token"');
     }
