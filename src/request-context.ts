@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { edgeConfig } from "./config/edge-config.ts";
 import type { EdgeHonoEnv } from "./context.ts";
 
@@ -8,8 +8,9 @@ const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * First middleware on every request: the request id (the client's
  * `X-Request-Id` when it is a plain token, else a new UUID), the
  * configuration (parsed once per isolate), and one access-log line after the
- * response: route shape, status, timing, source, request id. Never a query
- * string, body, token or secret.
+ * response (every request, or per `ACCESS_LOG` only failed and retried ones):
+ * route shape, status, timing, source, request id. Never a query string,
+ * body, token or secret.
  */
 export const requestContext = (): MiddlewareHandler<EdgeHonoEnv> => async (c, next) => {
   const started = Date.now();
@@ -23,17 +24,23 @@ export const requestContext = (): MiddlewareHandler<EdgeHonoEnv> => async (c, ne
     // The proxy and the error renderer set it already; setting it on a finished
     // response makes hono copy the whole Response, on every request.
     if (c.res.headers.get("X-Request-Id") !== requestId) c.header("X-Request-Id", requestId);
-    console.log(
-      JSON.stringify({
-        msg: "request",
-        requestId,
-        method: c.req.method,
-        source: c.get("logSource"),
-        route: c.get("logRoute") ?? "edge",
-        status: c.res.status,
-        attempts: c.get("logAttempts"),
-        ms: Date.now() - started,
-      }),
-    );
+    const mode = c.get("config").accessLog;
+    if (mode === "all" || (mode === "errors" && (c.res.status >= 400 || (c.get("logAttempts") ?? 1) > 1))) logRequest(c, requestId, started);
   }
 };
+
+/** The access-log line: route shape, status, timing, source, request id. */
+function logRequest(c: Context<EdgeHonoEnv>, requestId: string, started: number): void {
+  console.log(
+    JSON.stringify({
+      msg: "request",
+      requestId,
+      method: c.req.method,
+      source: c.get("logSource"),
+      route: c.get("logRoute") ?? "edge",
+      status: c.res.status,
+      attempts: c.get("logAttempts"),
+      ms: Date.now() - started,
+    }),
+  );
+}

@@ -63,6 +63,7 @@ export const statusHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEn
   return c.json({
     auth: config.inbound?.mode ?? "misconfigured",
     publicUrl: config.publicUrl ?? null,
+    accessLog: config.accessLog,
     sources,
     aggregate: {
       timeoutSeconds: config.aggregate.timeoutMs / 1000,

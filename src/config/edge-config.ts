@@ -23,6 +23,8 @@ export interface EdgeConfig {
   publicUrl: string | undefined;
   allowInsecureHttp: boolean;
   aggregate: AggregateSettings;
+  /** `ACCESS_LOG`: which requests get an access-log line. */
+  accessLog: AccessLogMode;
   /** Every problem found, edge-wide ones and per-source ones. */
   issues: ConfigIssue[];
 }
@@ -36,6 +38,10 @@ export interface AggregateSettings {
 }
 
 export const DEFAULT_AGGREGATE_TIMEOUT_SECONDS = 10;
+
+/** `all`: every request; `errors`: answers of 400 and above, and requests that needed a retry; `off`: none. */
+export type AccessLogMode = "all" | "errors" | "off";
+const ACCESS_LOG_MODES: ReadonlySet<string> = new Set<AccessLogMode>(["all", "errors", "off"]);
 
 const SOURCE_VAR_PREFIX = "FHIR_SOURCE_";
 
@@ -145,7 +151,17 @@ export function readEdgeConfig(env: Readonly<Record<string, unknown>>): EdgeConf
     }
   }
   const aggregate = readAggregateSettings(env, issues);
-  return { sources, brokenSources, channels, brokenChannels, inbound, adminClients, publicUrl, allowInsecureHttp, aggregate, issues };
+  const accessLog = readAccessLog(env, issues);
+  return { sources, brokenSources, channels, brokenChannels, inbound, adminClients, publicUrl, allowInsecureHttp, aggregate, accessLog, issues };
+}
+
+/** A bad value is reported and logs everything: losing logs silently is the worse failure. */
+function readAccessLog(env: Readonly<Record<string, unknown>>, issues: ConfigIssue[]): AccessLogMode {
+  const raw = env.ACCESS_LOG;
+  if (raw === undefined || raw === "") return "all";
+  if (typeof raw === "string" && ACCESS_LOG_MODES.has(raw.trim().toLowerCase())) return raw.trim().toLowerCase() as AccessLogMode;
+  issues.push({ subject: "ACCESS_LOG", code: "invalid-value", message: "ACCESS_LOG must be all, errors or off; logging every request meanwhile" });
+  return "all";
 }
 
 function readAggregateSettings(env: Readonly<Record<string, unknown>>, issues: ConfigIssue[]): AggregateSettings {

@@ -289,4 +289,33 @@ describe("3. logs", () => {
     const all = lines.join("\n");
     for (const secret of ["Jane", "jane-doe", "1970", "Doe", "UPSTREAM-TOKEN-XYZ", "app-key-1"]) expect(all).not.toContain(secret);
   });
+
+  async function loggedIds(accessLog: string | undefined): Promise<string[]> {
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((line: unknown) => void lines.push(String(line)));
+    const env = accessLog === undefined ? ENV : { ...ENV, ACCESS_LOG: accessLog };
+    const flaky = recorder((_req, n) => (n === 1 ? new Response("busy", { status: 503 }) : ok())).deps;
+    await call("/ehr/Patient/1", { headers: { ...KEY, "X-Request-Id": "log-ok" } }, recorder(ok).deps, env);
+    await call("/ehr/Patient/1", { headers: { ...KEY, "X-Request-Id": "log-retried" } }, flaky, env);
+    await call("/nowhere/Patient/1", { headers: { ...KEY, "X-Request-Id": "log-404" } }, recorder(ok).deps, env);
+    await call("/ehr/Patient/1", { headers: { Authorization: "Bearer wrong", "X-Request-Id": "log-401" } }, recorder(ok).deps, env);
+    vi.restoreAllMocks();
+    return lines.map((l) => (JSON.parse(l) as { requestId: string }).requestId);
+  }
+
+  it("ACCESS_LOG picks the requests logged: all (the default), errors (4xx/5xx and retried), off", async () => {
+    const every = ["log-ok", "log-retried", "log-404", "log-401"];
+    expect(await loggedIds(undefined)).toEqual(every);
+    expect(await loggedIds("all")).toEqual(every);
+    expect(await loggedIds("errors")).toEqual(["log-retried", "log-404", "log-401"]);
+    expect(await loggedIds("off")).toEqual([]);
+  });
+
+  it("a bad ACCESS_LOG logs everything and is reported in /status", async () => {
+    expect(await loggedIds("verbose")).toEqual(["log-ok", "log-retried", "log-404", "log-401"]);
+    const res = await call("/status", { headers: { Authorization: "Bearer ops-key-2" } }, {}, { ...ENV, ACCESS_LOG: "verbose" });
+    const status = (await res.json()) as { accessLog: string; configurationErrors: Array<{ subject: string; code: string }> };
+    expect(status.accessLog).toBe("all");
+    expect(status.configurationErrors).toContainEqual(expect.objectContaining({ subject: "ACCESS_LOG", code: "invalid-value" }));
+  });
 });
