@@ -9,7 +9,9 @@
  *   npx wrangler deploy --dry-run --outdir bench/out/a    # before
  *   npx wrangler deploy --dry-run --outdir bench/out/b    # after
  *   node bench/compare-builds.ts a b
+ *   node bench/compare-builds.ts b b:ACCESS_LOG=errors   # one build, two settings
  *
+ * A build may carry extra bindings after a colon (`dir:NAME=value,NAME=value`).
  * BENCH_PATH (default `bench/Patient/bench-1`), BENCH_CONNECTIONS (32) and
  * BENCH_RUNS (8, of 2 s each) choose the load; the bare pass-through Worker
  * beside the first build is measured too, as the floor.
@@ -39,14 +41,17 @@ try {
   const { child: up, port } = await startBenchUpstream(join(BENCH_DIR, "upstream.ts"), generatorCore);
   const wrangler = unstable_readConfig({ config: join(BENCH_DIR, "..", "wrangler.toml") });
   const rows: Array<{ name: string; url: string; pid: number; cpu: number[]; rps: number[] }> = [];
-  for (const build of builds) {
+  for (const [n, build] of builds.entries()) {
+    const [dir = build, settings = ""] = build.split(/:(.*)/s);
+    const extra = Object.fromEntries(settings.split(",").filter(Boolean).map((kv) => kv.split(/=(.*)/s).slice(0, 2) as [string, string]));
     const w = await startWorkerd({
-      edgeDir: join(BENCH_DIR, "out", build),
-      configPath: join(BENCH_DIR, "out", `${build}.capnp`),
+      edgeDir: join(BENCH_DIR, "out", dir),
+      configPath: join(BENCH_DIR, "out", `compare-${n}.capnp`),
+      storageDir: join(BENCH_DIR, "out", `compare-${n}-storage`),
       passthroughScript: join(BENCH_DIR, "passthrough-worker.js"),
       kvScript: join(BENCH_DIR, "kv-worker.js"),
       wrangler,
-      edgeBindings: { PROXY_API_KEYS: `bench:${BENCH_API_KEY}`, ALLOW_INSECURE_HTTP: "true", FHIR_SOURCE_BENCH: `fhir+http://127.0.0.1:${port}/fhir/R4` },
+      edgeBindings: { PROXY_API_KEYS: `bench:${BENCH_API_KEY}`, ALLOW_INSECURE_HTTP: "true", FHIR_SOURCE_BENCH: `fhir+http://127.0.0.1:${port}/fhir/R4`, ...extra },
       upstreamOrigin: `http://127.0.0.1:${port}`,
       core: proxyCore,
     });

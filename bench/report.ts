@@ -5,7 +5,7 @@
  * Only erasable TypeScript: Node runs this file as it is.
  */
 import type { Summary } from "./stats.ts";
-import { PAYLOADS, type Target } from "./targets.ts";
+import { MEASURED_AGAINST_BARE, PAYLOADS, type Target } from "./targets.ts";
 
 export interface RowResult {
   target: Target;
@@ -103,7 +103,7 @@ export function renderMarkdown(report: Report): string {
     const direct = peer(rows, row, "direct")?.throughput?.rps;
     const nginx = peer(rows, row, "nginx")?.throughput?.rps;
     const bare = peer(rows, row, "bare-worker")?.throughput?.rps;
-    const isEdge = row.target.via === "edge";
+    const isEdge = MEASURED_AGAINST_BARE.has(row.target.via);
     lines.push(
       `| ${row.target.label} | ${PAYLOADS[row.target.payload]} | ${fmt(t.rps)} | ${fmt(t.rpsMin)}–${fmt(t.rpsMax)} | ${ms(t.p50Ms)} | ${ms(t.p99Ms)} | ` +
         `${ratio(t.rps, direct)} | ${ratio(t.rps, nginx)} | ${isEdge ? ratio(t.rps, bare) : "–"} | ${t.proxyCpuMsPerRequest === undefined ? "–" : fmt(t.proxyCpuMsPerRequest, 3)} | ` +
@@ -182,7 +182,7 @@ export function renderSvg(report: Report): string {
   const labelW = 290;
   const panelW = 300;
   const top = 56;
-  const colors: Record<string, string> = { direct: "#7f8c8d", nginx: "#2e86c1", "bare-worker": "#af7ac5", edge: "#e67e22" };
+  const colors: Record<string, string> = { direct: "#7f8c8d", nginx: "#2e86c1", "bare-worker": "#af7ac5", "floor-worker": "#48c9b0", edge: "#e67e22" };
   let y = top;
   const positions: Array<{ row: RowResult; y: number }> = [];
   let lastPayload: string | undefined;

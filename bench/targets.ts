@@ -8,7 +8,10 @@
 import { AGGREGATE_COUNT, PATIENT_ID, SLOW_PREFIX, UPSTREAM_BASE_PATH, intakeNotificationJson } from "./fixtures.ts";
 
 /** What a row goes through; names the base URL and the process whose CPU is the proxy's. */
-export type Via = "direct" | "nginx" | "bare-worker" | "edge";
+export type Via = "direct" | "nginx" | "bare-worker" | "floor-worker" | "edge";
+
+/** The Workers whose req/s is compared with the bare pass-through Worker's. */
+export const MEASURED_AGAINST_BARE: ReadonlySet<Via> = new Set<Via>(["floor-worker", "edge"]);
 
 /** The payload a row fetches; rows with the same payload are compared with each other. */
 export type Payload = "patient" | "searchset" | "aggregate" | "notification";
@@ -71,6 +74,8 @@ export const TARGETS: Target[] = [
   { id: "direct-patient", label: "direct upstream", payload: "patient", via: "direct", path: READ },
   { id: "nginx-patient", label: "nginx proxy_pass", payload: "patient", via: "nginx", path: READ },
   { id: "bare-patient", label: "bare pass-through Worker", payload: "patient", via: "bare-worker", path: READ },
+  // The contract's floor: a hand-written Worker doing only the edge's per-request duties (bench/floor-worker.js).
+  { id: "floor-patient", label: "floor: hand-written Worker, the edge's duties only", payload: "patient", via: "floor-worker", path: `${SOURCE}/Patient/${PATIENT_ID}`, headers: KEY },
   { id: "edge-patient", label: "edge (streamed)", payload: "patient", via: "edge", path: `${SOURCE}/Patient/${PATIENT_ID}`, headers: KEY },
   { id: "edge-oauth-patient", label: "edge, cached OAuth token", payload: "patient", via: "edge", path: `${OAUTH_SOURCE}/Patient/${PATIENT_ID}`, headers: KEY, oauth: true },
   { id: "direct-searchset", label: "direct upstream", payload: "searchset", via: "direct", path: SEARCH },
@@ -78,6 +83,7 @@ export const TARGETS: Target[] = [
   { id: "bare-searchset", label: "bare pass-through Worker", payload: "searchset", via: "bare-worker", path: SEARCH },
   // The same 200 KB bytes read as one resource (Bundle/<id>): the edge streams them untouched.
   { id: "edge-searchset-streamed", label: "edge, same bytes streamed (Bundle read)", payload: "searchset", via: "edge", path: `${SOURCE}/Bundle/bench-searchset`, headers: KEY },
+  { id: "floor-searchset-rewritten", label: "floor: hand-written Worker, URLs rewritten", payload: "searchset", via: "floor-worker", path: `${SOURCE}/Patient?_count=100`, headers: KEY, rewritten: true },
   { id: "edge-searchset-rewritten", label: "edge, URLs rewritten (search)", payload: "searchset", via: "edge", path: `${SOURCE}/Patient?_count=100`, headers: KEY, rewritten: true },
   // Aggregation: its "× direct" is against the slowest source alone (the floor of any fan-out).
   { id: "direct-slow", label: "direct upstream, slow source alone", payload: "aggregate", via: "direct", path: SLOW_SEARCH, seconds: 2 },

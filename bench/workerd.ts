@@ -13,7 +13,7 @@
  */
 import { createRequire } from "node:module";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { spawnPinned, waitForLine } from "./processes.ts";
 
 /** The parts of wrangler's parsed config the bench binds. */
@@ -35,6 +35,8 @@ export interface WorkerdOptions {
   storageDir?: string | undefined;
   passthroughScript: string;
   kvScript: string;
+  /** The contract's floor (bench/floor-worker.js) and its bindings, when the bench measures it. */
+  floor?: { script: string; bindings: Record<string, string> } | undefined;
   wrangler: WranglerConfigSubset;
   /** Vars and secrets on top of wrangler.toml's vars. */
   edgeBindings: Record<string, string>;
@@ -47,6 +49,8 @@ export interface Workerd {
   /** Base URLs with a trailing slash. */
   edgeUrl: string;
   passthroughUrl: string;
+  /** Present when the options asked for them. */
+  floorUrl: string | undefined;
   version: string;
   stderrTail(): string;
 }
@@ -60,7 +64,7 @@ function binding(name: string, value: unknown): string {
 
 const storageDirOf = (options: WorkerdOptions): string => options.storageDir ?? join(dirname(options.configPath), "do-storage");
 
-/** The workerd config for the edge, the bare pass-through Worker and the KV service. */
+/** The workerd config for the edge, the bare pass-through Worker, the KV service and, when asked, the floor Worker. */
 export function workerdConfig(options: WorkerdOptions): string {
   const configDir = dirname(options.configPath);
   const w = options.wrangler;
@@ -71,47 +75,57 @@ export function workerdConfig(options: WorkerdOptions): string {
   const sqlite = new Set((w.migrations ?? []).flatMap((m) => m.new_sqlite_classes ?? []));
   const doBindings = (w.durable_objects?.bindings ?? []).filter((b) => !b.script_name);
   const classes = [...new Set(doBindings.map((b) => b.class_name))];
-  const bindings = [
-    ...Object.entries({ ...(w.vars ?? {}), ...options.edgeBindings }).map(([k, v]) => binding(k, v)),
-    ...(w.kv_namespaces ?? []).map((kv) => `(name = ${str(kv.binding)}, kvNamespace = "kv")`),
-    ...doBindings.map((b) => `(name = ${str(b.name)}, durableObjectNamespace = ${str(b.class_name)})`),
-  ];
+  const edgeBindings = (extra: Record<string, string>, keyPrefix: string) => {
+    const list = [
+      ...Object.entries({ ...(w.vars ?? {}), ...options.edgeBindings, ...extra }).map(([k, v]) => binding(k, v)),
+      ...(w.kv_namespaces ?? []).map((kv) => `(name = ${str(kv.binding)}, kvNamespace = "kv")`),
+      ...doBindings.map((b) => `(name = ${str(b.name)}, durableObjectNamespace = ${str(b.class_name)})`),
+    ];
+    return `bindings = [ ${list.join(",\n    ")} ],
+  durableObjectNamespaces = [ ${classes.map((c) => `(className = ${str(c)}, uniqueKey = ${str(`${keyPrefix}-${c}`)}, enableSql = ${sqlite.has(c)})`).join(", ")} ],`;
+  };
   const compat = `compatibilityDate = ${str(w.compatibility_date ?? "2026-10-23")}`;
+  const edgeWorker = (name: string, extra: Record<string, string>, keyPrefix: string) => `const ${name} :Workerd.Worker = (
+  modules = [ ${modules.join(", ")} ],
+  ${compat},
+  compatibilityFlags = [ ${(w.compatibility_flags ?? []).map(str).join(", ")} ],
+  ${edgeBindings(extra, keyPrefix)}
+  durableObjectStorage = (localDisk = "do-storage"),
+  globalOutbound = "internet",
+);`;
+  const jsWorker = (name: string, script: string, bindings: Record<string, string>) => `const ${name} :Workerd.Worker = (
+  modules = [ (name = ${str(basename(script))}, esModule = embed ${str(relative(configDir, script))}) ],
+  ${compat},
+  bindings = [ ${Object.entries(bindings).map(([k, v]) => binding(k, v)).join(", ")} ],
+  globalOutbound = "internet",
+);`;
+  const workers: Array<{ name: string; definition: string }> = [
+    { name: "edge", definition: edgeWorker("edge", {}, "fhir-edge") },
+    { name: "passthrough", definition: jsWorker("passthrough", options.passthroughScript, { UPSTREAM_ORIGIN: options.upstreamOrigin }) },
+  ];
+  if (options.floor) workers.push({ name: "floor", definition: jsWorker("floor", options.floor.script, options.floor.bindings) });
   return `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
-    (name = "edge", worker = .edge),
-    (name = "passthrough", worker = .passthrough),
+    ${workers.map((x) => `(name = ${str(x.name)}, worker = .${x.name}),`).join("\n    ")}
     (name = "kv", worker = .kv),
     (name = "internet", network = (allow = ["public", "private", "local"])),
     (name = "do-storage", disk = (path = ${str(storageDirOf(options))}, writable = true)),
   ],
   sockets = [
-    (name = "edge", address = "127.0.0.1:0", http = (), service = "edge"),
-    (name = "passthrough", address = "127.0.0.1:0", http = (), service = "passthrough"),
+    ${workers.map((x) => `(name = ${str(x.name)}, address = "127.0.0.1:0", http = (), service = ${str(x.name)})`).join(",\n    ")}
   ],
 );
-const edge :Workerd.Worker = (
-  modules = [ ${modules.join(", ")} ],
-  ${compat},
-  compatibilityFlags = [ ${(w.compatibility_flags ?? []).map(str).join(", ")} ],
-  bindings = [ ${bindings.join(",\n    ")} ],
-  durableObjectNamespaces = [ ${classes.map((c) => `(className = ${str(c)}, uniqueKey = ${str(`fhir-edge-${c}`)}, enableSql = ${sqlite.has(c)})`).join(", ")} ],
-  durableObjectStorage = (localDisk = "do-storage"),
-  globalOutbound = "internet",
-);
-const passthrough :Workerd.Worker = (
-  modules = [ (name = "passthrough-worker.js", esModule = embed ${str(relative(configDir, options.passthroughScript))}) ],
-  ${compat},
-  bindings = [ (name = "UPSTREAM_ORIGIN", text = ${str(options.upstreamOrigin)}) ],
-  globalOutbound = "internet",
-);
+${workers.map((x) => x.definition).join("\n")}
 const kv :Workerd.Worker = (
   modules = [ (name = "kv-worker.js", esModule = embed ${str(relative(configDir, options.kvScript))}) ],
   ${compat},
 );
 `;
 }
+
+/** How many sockets the generated config listens on. */
+const socketCount = (options: WorkerdOptions): number => (options.floor ? 3 : 2);
 
 /** The workerd binary that wrangler itself runs (the `workerd` package beside it). */
 export function workerdBinary(): string {
@@ -148,7 +162,7 @@ export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
       (line) => {
         const event = JSON.parse(line) as { event: string; socket?: string; port?: number };
         if (event.event === "listen" && event.socket && event.port) ports.set(event.socket, event.port);
-        return ports.size === 2 ? true : undefined;
+        return ports.size === socketCount(options) ? true : undefined;
       },
       20_000,
       "workerd",
@@ -161,6 +175,7 @@ export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
     pid: child.pid!,
     edgeUrl: `http://127.0.0.1:${ports.get("edge")}/`,
     passthroughUrl: `http://127.0.0.1:${ports.get("passthrough")}/`,
+    floorUrl: ports.has("floor") ? `http://127.0.0.1:${ports.get("floor")}/` : undefined,
     version: version.replace(/^workerd\s+/, ""),
     stderrTail: () => stderr,
   };
