@@ -17,6 +17,12 @@ export interface EdgeVariables {
   logSource?: string;
   logRoute?: string;
   logAttempts?: number;
+  /**
+   * For `ACCESS_LOG=errors`: the answer is 2xx but something went wrong on the
+   * way (an upstream retry, an aggregate source that failed, a batch entry
+   * that failed), so the request is logged too.
+   */
+  logIncident?: boolean;
 }
 
 export type EdgeBindings = Env & Record<string, unknown>;

@@ -8,7 +8,8 @@ const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * First middleware on every request: the request id (the client's
  * `X-Request-Id` when it is a plain token, else a new UUID), the
  * configuration (parsed once per isolate), and one access-log line after the
- * response (every request, or per `ACCESS_LOG` only failed and retried ones):
+ * response (every request, or per `ACCESS_LOG` only failed ones and those
+ * with an incident):
  * route shape, status, timing, source, request id. Never a query string,
  * body, token or secret.
  */
@@ -25,7 +26,7 @@ export const requestContext = (): MiddlewareHandler<EdgeHonoEnv> => async (c, ne
     // response makes hono copy the whole Response, on every request.
     if (c.res.headers.get("X-Request-Id") !== requestId) c.header("X-Request-Id", requestId);
     const mode = c.get("config").accessLog;
-    if (mode === "all" || (mode === "errors" && (c.res.status >= 400 || (c.get("logAttempts") ?? 1) > 1))) logRequest(c, requestId, started);
+    if (mode === "all" || (mode === "errors" && (c.res.status >= 400 || c.get("logIncident") === true))) logRequest(c, requestId, started);
   }
 };
 

@@ -34,6 +34,7 @@ async function runEntry(c: Context<EdgeHonoEnv>, options: AggregateRouteOptions,
     await options.authorize(c, { method: "GET", route, segments: target.value.segments, search, readBody: async () => new ArrayBuffer(0) });
 
     const answer = await getFromSource(source, target.value.url, ctx, deps);
+    if (answer.attempts > 1) c.set("logIncident", true);
     const rewriter = rewriterFor(source, `${root}/${source.name}`);
     if (answer.status < 200 || answer.status > 299) {
       const upstream = new UpstreamErrorStatusError(source.name, answer.status, upstreamIssues(answer.text));
@@ -99,6 +100,7 @@ export const aggregateBatchHandler =
         return failedEntry(aggregateTimeout(read.ok ? read.value.source : "?", config.aggregate.timeoutMs), requestId);
       },
     );
+    if (entries.some((e) => !e.response?.status.startsWith("2"))) c.set("logIncident", true);
     const response: Bundle = { resourceType: "Bundle", id: crypto.randomUUID(), type: "batch-response", entry: entries };
     return fhirJson(response);
   };

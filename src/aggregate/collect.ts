@@ -23,6 +23,8 @@ export interface CollectedPage {
   asked: number;
   answered: number;
   attempts: number;
+  /** Whether any source's page took more than one upstream attempt. */
+  retried: boolean;
 }
 
 /**
@@ -42,6 +44,7 @@ export async function collectPage(initial: readonly SourcePosition[], fetchPages
   const warnings: NextLinkRefusedError[] = [];
   let keys = sort;
   let attempts = 0;
+  let retried = false;
   let toFetch = positions.filter((p) => p.at !== null);
   const asked = toFetch.length;
   let answered = 0;
@@ -52,6 +55,7 @@ export async function collectPage(initial: readonly SourcePosition[], fetchPages
     results.forEach((result, k) => {
       const source = toFetch[k]!.source;
       attempts += result.attempts;
+      if (result.attempts > 1) retried = true;
       if (result.ok) {
         pages.set(source, result.page);
         if (result.warning) warnings.push(result.warning);
@@ -86,5 +90,5 @@ export async function collectPage(initial: readonly SourcePosition[], fetchPages
   }
   const totals = positions.map((p) => p.total);
   const total = totals.every((t): t is number => t !== undefined) ? totals.reduce((a, b) => a + b, 0) : undefined;
-  return { entries: [...matches, ...others], positions, ...(total === undefined ? {} : { total }), failures, warnings, asked, answered, attempts };
+  return { entries: [...matches, ...others], positions, ...(total === undefined ? {} : { total }), failures, warnings, asked, answered, attempts, retried };
 }

@@ -140,6 +140,7 @@ export const aggregateSearchHandler =
     };
     const collected = await collectPage(state.positions, fetchPages, state.count, parseSort(state.sort));
     c.set("logAttempts", collected.attempts);
+    if (collected.retried || collected.failures.length > 0) c.set("logIncident", true);
     if (collected.asked > 0 && collected.answered === 0) throw new NoSourceAnsweredError(collected.failures, requestId);
     // A misconfigured source cannot recover while paging: it is reported once and left out of later pages.
     const positions = collected.positions.map((p) => (config.brokenSources.has(p.source) ? { ...p, at: null } : p));

@@ -39,7 +39,7 @@ export interface AggregateSettings {
 
 export const DEFAULT_AGGREGATE_TIMEOUT_SECONDS = 10;
 
-/** `all`: every request; `errors`: answers of 400 and above, and requests that needed a retry; `off`: none. */
+/** `all`: every request; `errors`: answers of 400 and above, and 2xx ones with an incident (a retry, a failed aggregate source or batch entry); `off`: none. */
 export type AccessLogMode = "all" | "errors" | "off";
 const ACCESS_LOG_MODES: ReadonlySet<string> = new Set<AccessLogMode>(["all", "errors", "off"]);
 

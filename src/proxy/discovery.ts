@@ -100,6 +100,7 @@ export const sourceMetadataHandler =
       deps,
     );
     c.set("logAttempts", attempts);
+    if (attempts > 1) c.set("logIncident", true);
     const rewriter = rewriterFor(source, located.edgeBase);
     const contentType = response.headers.get("Content-Type") ?? "";
     let text = await response.text();

@@ -86,6 +86,7 @@ export const proxyHandler =
     };
     const { response, attempts } = await forwardAuthenticated(call, credentials, deps);
     c.set("logAttempts", attempts);
+    if (attempts > 1) c.set("logIncident", true);
     if (response.status === 401) {
       await response.body?.cancel();
       throw new UpstreamUnavailableError("upstream-unauthorized", `Source ${source.name} refused the edge's credentials (upstream 401); check the source's auth configuration`);

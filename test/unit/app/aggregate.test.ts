@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createEdge } from "../../../src/app.ts";
 import type { ForwardDeps } from "../../../src/proxy/forward.ts";
 
@@ -219,5 +219,42 @@ describe("GET /status: reachability", () => {
     now += 31_000;
     await status();
     expect(probes).toHaveLength(6);
+  });
+});
+
+describe("ACCESS_LOG=errors and the aggregate routes", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  /** The request ids logged while `run` runs. */
+  async function logged(run: () => Response | Promise<Response>): Promise<string[]> {
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((line: unknown) => void lines.push(String(line)));
+    const res = await run();
+    expect(res.status).toBe(200);
+    return lines.map((l) => (JSON.parse(l) as { requestId: string }).requestId);
+  }
+  const quiet = env(["a", "b"], { ACCESS_LOG: "errors" });
+  const healthy = edge(async (req) => searchset(new URL(req.url).host, ["1"]));
+  const bFails = edge(async (req) => (req.url.startsWith("https://b.example") ? new Response("down", { status: 500 }) : searchset("a.example", ["1"])));
+  const get = (app: ReturnType<typeof edge>, id: string) => () => app.request("https://edge.example/aggregate/Patient", { headers: { ...KEY, "X-Request-Id": id } }, quiet);
+  const batch = (app: ReturnType<typeof edge>, id: string) => () =>
+    app.request(
+      "https://edge.example/aggregate",
+      {
+        method: "POST",
+        headers: { ...KEY, "X-Request-Id": id, "Content-Type": "application/fhir+json" },
+        body: JSON.stringify({ resourceType: "Bundle", type: "batch", entry: ["a", "b"].map((s) => ({ request: { method: "GET", url: `${s}/Patient?name=x` } })) }),
+      },
+      quiet,
+    );
+
+  it("does not log a 200 where every source answered, however many sources were asked", async () => {
+    expect(await logged(get(healthy, "agg-ok"))).toEqual([]);
+    expect(await logged(batch(healthy, "batch-ok"))).toEqual([]);
+  });
+
+  it("logs a 200 in which a source or a batch entry failed", async () => {
+    expect(await logged(get(bFails, "agg-partial"))).toEqual(["agg-partial"]);
+    expect(await logged(batch(bFails, "batch-partial"))).toEqual(["batch-partial"]);
   });
 });
