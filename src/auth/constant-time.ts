@@ -1,6 +1,7 @@
 /**
  * Every comparison walks at least this many characters, so for secrets up to
- * this length the time depends on neither the secret's length nor its content.
+ * this length the time depends on the presented value's length only, never on
+ * a secret's content or length (bar the few cycles of a bounds check).
  */
 const MIN_WALK = 256;
 
@@ -20,10 +21,15 @@ function difference(a: string, b: string): number {
  * JavaScript and synchronously (no digest, no promise on the hot path):
  * every candidate is compared over its full walk, whatever matched, so
  * timing reveals neither where a mismatch is, nor which secret matched, nor
- * (up to 256 characters) how long the secrets are.
+ * (for secrets up to 256 characters) how long they are.
  * @returns the index of the matching secret, or -1
  */
 export function findSecret(presented: string, known: readonly string[]): number {
+  // Longer than every secret can match none: refused before any walk, so a
+  // huge header costs nothing (this says only that no secret is that long).
+  let longest = MIN_WALK;
+  for (const secret of known) longest = Math.max(longest, secret.length);
+  if (presented.length > longest) return -1;
   let found = -1;
   for (let i = 0; i < known.length; i++) {
     const equal = difference(presented, known[i]!) === 0;

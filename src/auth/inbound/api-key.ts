@@ -3,7 +3,6 @@ import { UnauthenticatedError } from "../../errors.ts";
 import type { EdgeHonoEnv } from "../../context.ts";
 import { findSecret } from "../constant-time.ts";
 
-const secretsCache = new WeakMap<object, string[]>();
 
 /** Bearer or X-Api-Key, whichever the client sent. */
 export function presentedCredential(headers: Headers): string | undefined {
@@ -21,15 +20,11 @@ export function presentedCredential(headers: Headers): string | undefined {
  * @see ../../../../shared/design.md section 2
  */
 export const apiKeyAuth = (keys: ReadonlyArray<{ client: string; key: string }>): MiddlewareHandler<EdgeHonoEnv> => {
+  const secrets = keys.map((k) => k.key);
   return async (c, next) => {
     const presented = presentedCredential(c.req.raw.headers);
     if (!presented) {
       throw new UnauthenticatedError("missing-credentials", "This edge needs an API key (Authorization: Bearer <key> or X-Api-Key)", 'Bearer realm="fhir-edge"');
-    }
-    let secrets = secretsCache.get(keys);
-    if (!secrets) {
-      secrets = keys.map((k) => k.key);
-      secretsCache.set(keys, secrets);
     }
     const index = findSecret(presented, secrets);
     if (index === -1) {

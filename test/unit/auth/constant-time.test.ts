@@ -27,3 +27,10 @@ describe("finding a presented secret among the known ones", () => {
     expect(findSecret("x".repeat(300) + "tall", [long])).toBe(-1);
   });
 });
+
+describe("a presented value longer than every secret", () => {
+  it("matches nothing, however long", () => {
+    expect(findSecret("k".repeat(64 * 1024), ["k".repeat(20)])).toBe(-1);
+    expect(findSecret("x".repeat(301), ["x".repeat(300)])).toBe(-1);
+  });
+});
