@@ -43,7 +43,12 @@ try {
   const rows: Array<{ name: string; url: string; pid: number; cpu: number[]; rps: number[] }> = [];
   for (const [n, build] of builds.entries()) {
     const [dir = build, settings = ""] = build.split(/:(.*)/s);
-    const extra = Object.fromEntries(settings.split(",").filter(Boolean).map((kv) => kv.split(/=(.*)/s).slice(0, 2) as [string, string]));
+    const pairs = settings.split(",").filter(Boolean);
+    if (pairs.some((kv) => !/^[A-Z][A-Z0-9_]*=/.test(kv))) {
+      console.error(`${build}: settings are NAME=value pairs after the colon, separated by commas (values cannot hold commas)`);
+      process.exit(2);
+    }
+    const extra = Object.fromEntries(pairs.map((kv) => kv.split(/=(.*)/s).slice(0, 2) as [string, string]));
     const w = await startWorkerd({
       edgeDir: join(BENCH_DIR, "out", dir),
       configPath: join(BENCH_DIR, "out", `compare-${n}.capnp`),

@@ -374,7 +374,7 @@ async function main(): Promise<void> {
         for (let k = 0; k < ids.length; k++) {
           const id = ids[(cycle + k) % ids.length]!;
           const sample = await measure(env, generator, shared.find((t) => t.id === id)!, HIGH, 1);
-          if (sample.errors + sample.badStatus > 0) throw new Error(`paired phase: ${id} had ${sample.errors} errors and ${sample.badStatus} non-2xx answers`);
+          if (sample.errors + sample.badStatus > 0 || sample.requests === 0) throw new Error(`paired phase: ${id} answered ${sample.requests} requests, with ${sample.errors} errors and ${sample.badStatus} non-2xx answers`);
           pairedRps.set(id, [...(pairedRps.get(id) ?? []), sample.rps]);
         }
       }
@@ -413,7 +413,6 @@ async function main(): Promise<void> {
   const streamed = get("edge-searchset-streamed");
   const rewritten = get("edge-searchset-rewritten");
   const bare200 = get("bare-searchset");
-  const floor = get("floor-patient");
   const floorRewritten = get("floor-searchset-rewritten");
   const targets: TargetCheck[] = [];
   const pairedNote = `median of ${PAIR_CYCLES} alternating 1 s cycles at ${HIGH} connections`;
@@ -515,7 +514,7 @@ async function main(): Promise<void> {
       `load generator: ${generator.version}; nginx: ${nginx ? nginx.version : "not installed (row skipped)"}`,
     ],
     method: [
-      `Processes: ${pinned ? `taskset pins the load generator (one thread), the fixed upstream (node:http) and this harness to core ${generatorCore}, and every proxy (workerd with the edge and the bare Worker; nginx with one worker process) to core ${proxyCore}, so a proxy's cost shows as its own core's time and never steals the generator's` : "not pinned (taskset missing or one core): every process shares every core"}.`,
+      `Processes: ${pinned ? `taskset pins the load generator (one thread), the fixed upstream (node:http) and this harness to core ${generatorCore}, and every proxy (workerd with the edge, the bare Worker and the floor Worker; nginx with one worker process) to core ${proxyCore}, so a proxy's cost shows as its own core's time and never steals the generator's` : "not pinned (taskset missing or one core): every process shares every core"}.`,
       `Each row runs ${REPS} times at 1 connection (latency) and ${REPS} times at ${HIGH} connections (throughput), ${SECONDS} s per run (or a row's own shorter time, see notes), after a 1 s warm-up; every block of runs takes the rows in a new shuffled order (seeded), so machine drift and the row before hit all rows alike. The tables show medians.`,
       `The two ratio targets are measured once more, paired: after the shuffled blocks, the rows they compare (${PAIRED_GROUPS.map((g) => g.join(", ")).join("; and ")}) run in turn at ${HIGH} connections for 1 s each, ${PAIR_CYCLES} cycles, and each ratio is the median of its per-cycle ratios, so both sides of a ratio see the same moment of this machine. The tables show the shuffled blocks' medians.`,
       "The edge is `wrangler deploy --dry-run --outdir bench/out/edge` run by workerd directly from a generated config (bench/out/workerd.capnp): its bindings as in wrangler.toml (KV served by a small in-memory KV Worker, the TokenCoordinator and ChannelObject Durable Objects SQLite-backed in a fresh bench/out/do-storage (workerd's in-memory storage has no SQL API), ALLOW_INSECURE_HTTP=true for the http upstream and channel targets), the bare pass-through Worker (bench/passthrough-worker.js), the floor Worker (bench/floor-worker.js: hand-written, no framework, doing only the edge's per-request duties on a read or search: request id, constant-time API key, path check, header rules both ways, per-attempt timeout, text rewrite of a search's body, one log line), all in the same workerd process. Not `wrangler dev` or Miniflare: both add Workers of their own to every request (Miniflare's outbound interceptor sits on every fetch).",
