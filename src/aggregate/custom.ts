@@ -51,8 +51,12 @@ export type AggregateHandlers = Readonly<Record<string, AggregateHandler>>;
 export interface AggregateIo {
   /** Authorizes a search of a type and fetches its first page from a source; throws an EdgeError. */
   searchOne(source: string, resourceType: string, search: string): Promise<Bundle>;
-  /** Runs calls with the fan-out's limits and deadline; a call still running at the deadline gets `timeout`'s result. */
-  fanOut<T, R>(items: readonly T[], run: (item: T) => Promise<R>, timeout: (item: T) => R): Promise<R[]>;
+  /**
+   * Runs calls with the fan-out's limits and deadline; a call still running at
+   * the deadline gets `timeout`'s result. Each call gets a `searchOne` bound to
+   * that deadline: its upstream requests are cancelled when time is up.
+   */
+  fanOut<T, R>(items: readonly T[], run: (item: T, bound: Pick<AggregateIo, "searchOne">) => Promise<R>, timeout: (item: T) => R): Promise<R[]>;
   timeoutError(source: string): unknown;
 }
 
@@ -67,21 +71,22 @@ export function aggregateContext(
   request: Omit<AggregateContext, "search" | "searchEach">,
   io: AggregateIo,
 ): AggregateContext {
-  const search = (source: string, params?: SearchParamsInput, resourceType = request.resourceType) => {
+  const searchVia = (searchOne: AggregateIo["searchOne"], source: string, params: SearchParamsInput | undefined, resourceType: string) => {
     if (!request.sources.includes(source)) {
       return Promise.reject(new ForbiddenError("source-not-selected", `Source ${source} is not one of this aggregate's sources`));
     }
-    return io.searchOne(source, resourceType, toSearch(params, request.params));
+    return searchOne(source, resourceType, toSearch(params, request.params));
   };
+  const search = (source: string, params?: SearchParamsInput, resourceType = request.resourceType) => searchVia(io.searchOne, source, params, resourceType);
   return {
     ...request,
     search,
-    searchEach: (params, resourceType) =>
+    searchEach: (params, resourceType = request.resourceType) =>
       io.fanOut(
         request.sources,
-        async (source): Promise<SourceSearchResult> => {
+        async (source, bound): Promise<SourceSearchResult> => {
           try {
-            return { source, ok: true, bundle: await search(source, params, resourceType) };
+            return { source, ok: true, bundle: await searchVia(bound.searchOne, source, params, resourceType) };
           } catch (error) {
             return { source, ok: false, outcome: outcomeOf(error, request.requestId) };
           }

@@ -190,17 +190,21 @@ async function runCustom(
 ): Promise<Response> {
   const config = c.get("config");
   c.set("logSource", sources.join(","));
+  // With the fan-out's deadline-bound deps, a search still running at AGGREGATE_TIMEOUT is cancelled.
+  const searchOneWith =
+    (deps: ForwardDeps) =>
+    async (source: string, type: string, query: string): Promise<Bundle> => {
+      if (!RESOURCE_TYPE.test(type)) throw new InvalidRequestError("invalid-resource-type", `${JSON.stringify(type.slice(0, 64))} is not a resource type`);
+      if (type !== resourceType) await authorizeSearch(c, options.authorize, type);
+      const url = positionUrl(config, source, `/${type}${query}`);
+      const bundle = await fetchSourceBundle(config, source, url, root, ctx, deps);
+      return options.transformer ? ((await options.transformer.apply(bundle, { source, requestId: ctx.requestId, env: c.env })) as Bundle) : bundle;
+    };
   const context = aggregateContext(
     { resourceType, sources, params: new URLSearchParams(search.search), client: c.get("client"), requestId: ctx.requestId, env: c.env },
     {
-      searchOne: async (source, type, query) => {
-        if (!RESOURCE_TYPE.test(type)) throw new InvalidRequestError("invalid-resource-type", `${JSON.stringify(type.slice(0, 64))} is not a resource type`);
-        if (type !== resourceType) await authorizeSearch(c, options.authorize, type);
-        const url = positionUrl(config, source, `/${type}${query}`);
-        const bundle = await fetchSourceBundle(config, source, url, root, ctx, options.deps);
-        return options.transformer ? ((await options.transformer.apply(bundle, { source, requestId: ctx.requestId, env: c.env })) as Bundle) : bundle;
-      },
-      fanOut: (items, run, timeout) => fanOut(items, config.aggregate.timeoutMs, options.deps, (item) => run(item), timeout),
+      searchOne: searchOneWith(options.deps),
+      fanOut: (items, run, timeout) => fanOut(items, config.aggregate.timeoutMs, options.deps, (item, bound) => run(item, { searchOne: searchOneWith(bound) }), timeout),
       timeoutError: (source) => aggregateTimeout(source, config.aggregate.timeoutMs),
     },
   );

@@ -102,6 +102,34 @@ describe("4. library: custom aggregate handlers", () => {
     expect(bundle.entry.map((e) => e.fullUrl)).toEqual(["https://edge.example/lab/Patient/p1", "https://edge.example/ehr/Patient/p1"]);
     expect(up.seen.sort()).toEqual(["https://ehr.example/fhir/R4/Observation?subject=p1", "https://lab.example/r4/Observation?subject=p1"]);
   });
+
+  it("searchEach at AGGREGATE_TIMEOUT: a source still running is a timeout result, and its upstream request is cancelled", async () => {
+    let cancelled = false;
+    const deps: Partial<ForwardDeps> = {
+      fetch: async (req) => {
+        if (req.url.startsWith("https://lab.example")) {
+          return new Promise((_, reject) =>
+            req.signal.addEventListener("abort", () => {
+              cancelled = true;
+              reject(new DOMException("aborted", "AbortError"));
+            }),
+          );
+        }
+        return json(patientsOf("ehr.example"));
+      },
+    };
+    const each: AggregateHandler = async (ctx) => {
+      const results = await ctx.searchEach();
+      return { resourceType: "Bundle", type: "collection", entry: results.map((r) => ({ resource: r.ok ? r.bundle : r.outcome })) };
+    };
+    const started = Date.now();
+    const res = await createEdge({ deps, aggregates: { Observation: each } }).request("https://edge.example/aggregate/Observation?sources=ehr,lab", { headers: KEY }, { ...ENV, AGGREGATE_TIMEOUT: "0.2" });
+    expect(Date.now() - started).toBeLessThan(2000);
+    const bundle = (await res.json()) as { entry: Array<{ resource: { resourceType: string; issue?: Array<{ code: string }> } }> };
+    expect(bundle.entry.map((e) => e.resource.resourceType)).toEqual(["Bundle", "OperationOutcome"]);
+    expect(bundle.entry[1]!.resource.issue![0]!.code).toBe("timeout");
+    expect(cancelled).toBe(true);
+  });
 });
 
 describe("an unexpected error in a handler", () => {
