@@ -141,6 +141,18 @@ export class NextLinkRefusedError extends EdgeError {
   }
 }
 
+/** In an aggregate page: its next link would be too long to be accepted back, so paging stops there. */
+export class CursorTooLargeError extends EdgeError {
+  constructor(limit: number) {
+    super(
+      500,
+      "too-costly",
+      "cursor-too-large",
+      `This page's next link would carry more than ${limit / 1024} KB of source positions (many sources, or long paging links at the sources), so it is left out and paging stops here; ask fewer sources or narrow the search`,
+    );
+  }
+}
+
 /** 502: an aggregate where no source answered; one issue per source says why. */
 export class NoSourceAnsweredError extends EdgeError {
   constructor(failures: ReadonlyArray<{ source: string; error: unknown }>, requestId: string) {

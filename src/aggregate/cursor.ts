@@ -13,6 +13,9 @@ export interface CursorState {
 
 export type CursorProblem = "invalid" | "expired";
 
+/** The longest cursor accepted back (and so the longest one issued): it travels in a URL. */
+export const MAX_CURSOR_LENGTH = 16_384;
+
 /** Cursors expire after an hour: upstream paging links seldom live longer, and a cursor is a capability. */
 export const CURSOR_TTL_SECONDS = 3600;
 
@@ -94,7 +97,7 @@ function readPayload(value: unknown): CursorState | undefined {
  */
 export async function readCursor(token: string, key: CryptoKey, now: number): Promise<Result<CursorState, CursorProblem>> {
   const dot = token.indexOf(".");
-  if (dot <= 0 || token.length > 16_384) return err("invalid");
+  if (dot <= 0 || token.length > MAX_CURSOR_LENGTH) return err("invalid");
   const body = token.slice(0, dot);
   const signature = fromBase64url(token.slice(dot + 1));
   if (!signature || signature.length !== 32) return err("invalid");

@@ -4,6 +4,7 @@ import type { EdgeConfig } from "../config/edge-config.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import {
   CursorRejectedError,
+  CursorTooLargeError,
   InvalidRequestError,
   MethodNotAllowedError,
   NoSourceAnsweredError,
@@ -17,7 +18,7 @@ import { edgeRoot } from "../proxy/locate.ts";
 import { routeShape } from "../proxy/route-shape.ts";
 import type { Transformer } from "../transform/transforms.ts";
 import { buildSearchset } from "./bundle.ts";
-import { cursorKey, readCursor, signCursor, type CursorState } from "./cursor.ts";
+import { cursorKey, MAX_CURSOR_LENGTH, readCursor, signCursor, type CursorState } from "./cursor.ts";
 import { aggregateContext, type AggregateHandler } from "./custom.ts";
 import { aggregateTimeout, fanOut, type FanOutContext } from "./fan-out.ts";
 import { collectPage, type FetchPages, type PageResult } from "./collect.ts";
@@ -155,10 +156,16 @@ export const aggregateSearchHandler =
     }
 
     let nextUrl: string | undefined;
+    let pagingStopped: CursorTooLargeError | undefined;
     if (state.count !== 0 && positions.some((p) => p.at !== null)) {
       const key = await cursorKey(config.aggregate.cursorSecret);
       const token = await signCursor({ ...state, positions }, key, deps.now());
-      nextUrl = `${root}/aggregate/${resourceType}?_cursor=${token}`;
+      // A link the edge would refuse when followed is not given: the page says why instead.
+      if (token.length <= MAX_CURSOR_LENGTH) nextUrl = `${root}/aggregate/${resourceType}?_cursor=${token}`;
+      else {
+        pagingStopped = new CursorTooLargeError(MAX_CURSOR_LENGTH);
+        c.set("logIncident", true);
+      }
     }
     const bundle = buildSearchset({
       id: crypto.randomUUID(),
@@ -167,7 +174,11 @@ export const aggregateSearchHandler =
       ...(nextUrl ? { nextUrl } : {}),
       ...(collected.total === undefined ? {} : { total: collected.total }),
       entries: collected.entries,
-      outcomes: [...collected.failures.map((f) => outcomeOf(f.error, requestId)), ...collected.warnings.map((w) => outcomeOf(w, requestId))],
+      outcomes: [
+        ...collected.failures.map((f) => outcomeOf(f.error, requestId)),
+        ...collected.warnings.map((w) => outcomeOf(w, requestId)),
+        ...(pagingStopped ? [outcomeOf(pagingStopped, requestId)] : []),
+      ],
       lastUpdated: new Date(deps.now()).toISOString(),
     });
     return fhirJson(bundle);

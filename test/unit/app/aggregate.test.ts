@@ -258,3 +258,29 @@ describe("ACCESS_LOG=errors and the aggregate routes", () => {
     expect(await logged(batch(bFails, "batch-partial"))).toEqual(["batch-partial"]);
   });
 });
+
+describe("a next link too long to be followed", () => {
+  it("is not given: the page ends with an outcome entry saying paging stops, never a link the edge would refuse", async () => {
+    const names = ["s1", "s2", "s3", "s4", "s5", "s6"];
+    // Each source has a next page behind a long (but legitimate) paging link.
+    const app = edge(async (req) => {
+      const host = new URL(req.url).host;
+      return new Response(
+        JSON.stringify({
+          resourceType: "Bundle",
+          type: "searchset",
+          link: [{ relation: "next", url: `https://${host}/fhir/Patient?page=2&state=${"x".repeat(4000)}` }],
+          entry: [{ fullUrl: `https://${host}/fhir/Patient/1`, resource: { resourceType: "Patient", id: "1" }, search: { mode: "match" } }],
+        }),
+        { headers: { "Content-Type": "application/fhir+json" } },
+      );
+    });
+    const res = await app.request("https://edge.example/aggregate/Patient?_count=6", { headers: KEY }, env(names));
+    expect(res.status).toBe(200);
+    const bundle = (await res.json()) as { link: Array<{ relation: string }>; entry: Array<{ search: { mode: string }; resource: { issue?: Array<{ code: string; details: { coding: Array<{ code: string }> } }> } }> };
+    expect(bundle.link.map((l) => l.relation)).not.toContain("next");
+    expect(bundle.entry.filter((e) => e.search.mode === "match")).toHaveLength(6);
+    const outcome = bundle.entry.find((e) => e.search.mode === "outcome")!;
+    expect(outcome.resource.issue![0]).toMatchObject({ code: "too-costly", details: { coding: [{ code: "cursor-too-large" }] } });
+  });
+});
