@@ -1,6 +1,7 @@
 import type { UpstreamCredentials } from "../auth/upstream/credentials.ts";
 import type { RetryPolicy } from "../config/types.ts";
 import { UpstreamTimeoutError, UpstreamUnavailableError } from "../errors.ts";
+import { fetchWithTimeout, FetchTimeoutError } from "../fetch-with-timeout.ts";
 import { retryDelay, backoffDelay } from "./retry.ts";
 
 /** The I/O a forward needs, passed in so tests and the clock can be controlled. */
@@ -37,26 +38,9 @@ export interface ForwardResult {
   attempts: number;
 }
 
-class AttemptTimeout extends Error {}
-
-async function attempt(call: UpstreamCall, headers: Headers, deps: ForwardDeps): Promise<Response> {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new AttemptTimeout()), call.timeoutMs);
-  try {
-    const request = new Request(call.url, {
-      method: call.method,
-      headers,
-      body: call.method === "GET" || call.method === "HEAD" ? null : call.body,
-      redirect: "manual",
-      signal: controller.signal,
-    });
-    return await deps.fetch(request);
-  } catch (error) {
-    if (controller.signal.aborted) throw new AttemptTimeout();
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
+function attempt(call: UpstreamCall, headers: Headers, deps: ForwardDeps): Promise<Response> {
+  const body = call.method === "GET" || call.method === "HEAD" ? null : call.body;
+  return fetchWithTimeout(call.url, { method: call.method, headers, body, redirect: "manual" }, call.timeoutMs, deps.fetch);
 }
 
 /**
@@ -81,7 +65,7 @@ export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<Fo
         await deps.sleep(backoffDelay(n, call.retry, deps.random));
         continue;
       }
-      if (error instanceof AttemptTimeout) {
+      if (error instanceof FetchTimeoutError) {
         throw new UpstreamTimeoutError(`Source ${call.sourceName} did not answer within ${call.timeoutMs / 1000} s (${n} attempt${n > 1 ? "s" : ""})`);
       }
       throw new UpstreamUnavailableError("upstream-unreachable", `Source ${call.sourceName} could not be reached (${n} attempt${n > 1 ? "s" : ""})`, error);

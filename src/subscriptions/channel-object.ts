@@ -470,7 +470,7 @@ export class ChannelObject extends DurableObject<Env> {
     if (row.first_event !== null && row.last_event !== null) headers.set("X-Fhir-Edge-Events", `${row.first_event}-${row.last_event}`);
     if (target.signingSecret) headers.set("X-Fhir-Edge-Signature", await signBody(row.body, target.signingSecret));
     try {
-      const response = await fetchWithTimeout(new Request(target.url, { method: "POST", headers, body: row.body, redirect: "manual" }), DELIVERY_TIMEOUT_MS);
+      const response = await fetchWithTimeout(target.url, { method: "POST", headers, body: row.body, redirect: "manual" }, DELIVERY_TIMEOUT_MS);
       await response.body?.cancel();
       return response.status;
     } catch {

@@ -34,7 +34,7 @@ export const jwtAuth = (settings: { jwksUrl: string; issuer: string; audience: s
   async function fetchKeySet(): Promise<KeySet> {
     let jwks: JSONWebKeySet;
     try {
-      const response = await fetchWithTimeout(new Request(settings.jwksUrl, { headers: { Accept: "application/json" }, redirect: "manual" }), JWKS_TIMEOUT_MS);
+      const response = await fetchWithTimeout(settings.jwksUrl, { headers: { Accept: "application/json" }, redirect: "manual" }, JWKS_TIMEOUT_MS);
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       jwks = (await response.json()) as JSONWebKeySet;
       if (!Array.isArray(jwks?.keys)) throw new Error("no keys");

@@ -39,7 +39,7 @@ export async function requestToken(
   } else {
     headers.set("Authorization", `Basic ${btoa(`${formEncode(auth.clientId)}:${formEncode(auth.clientSecret)}`)}`);
   }
-  return fetchWithTimeout(new Request(tokenUrl, { method: "POST", headers, body: form.toString(), redirect: "manual" }), timeoutMs, fetcher);
+  return fetchWithTimeout(tokenUrl, { method: "POST", headers, body: form.toString(), redirect: "manual" }, timeoutMs, fetcher);
 }
 
 const OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris";
@@ -51,7 +51,7 @@ const OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/o
  * @see https://hl7.org/fhir/smart-app-launch/conformance.html
  */
 export async function discoverTokenUrl(baseUrl: string, fetcher: (request: Request) => Promise<Response>, timeoutMs: number): Promise<string | undefined> {
-  const get = (url: string) => fetchWithTimeout(new Request(url, { headers: { Accept: "application/json" }, redirect: "manual" }), timeoutMs, fetcher);
+  const get = (url: string) => fetchWithTimeout(url, { headers: { Accept: "application/json" }, redirect: "manual" }, timeoutMs, fetcher);
   try {
     const res = await get(`${baseUrl}/.well-known/smart-configuration`);
     if (res.ok) {
