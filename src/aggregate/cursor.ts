@@ -1,3 +1,5 @@
+import { base64url } from "jose";
+import { hmacKey } from "../crypto.ts";
 import { err, ok, type Result } from "../result.ts";
 import type { SourcePosition } from "./merge.ts";
 
@@ -23,17 +25,11 @@ const VERSION = 1;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function base64url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
+/** The bytes of unpadded base64url text; undefined for anything else. */
 function fromBase64url(text: string): Uint8Array | undefined {
   if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined;
   try {
-    const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/") + "=".repeat((4 - (text.length % 4)) % 4));
-    return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+    return base64url.decode(text);
   } catch {
     return undefined;
   }
@@ -68,9 +64,9 @@ export async function signCursor(state: CursorState, key: CryptoKey, now: number
     s: state.sort,
     p: state.positions.map((p) => ({ n: p.source, a: p.at, k: p.skip, ...(p.total === undefined ? {} : { t: p.total }) })),
   };
-  const body = base64url(encoder.encode(JSON.stringify(payload)));
+  const body = base64url.encode(JSON.stringify(payload));
   const signature = new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(body)));
-  return `${body}.${base64url(signature)}`;
+  return `${body}.${base64url.encode(signature)}`;
 }
 
 const isCount = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n >= 0;
@@ -118,7 +114,6 @@ export async function readCursor(token: string, key: CryptoKey, now: number): Pr
   return ok(state);
 }
 
-const keys = new Map<string, Promise<CryptoKey>>();
 let isolateKey: Promise<CryptoKey> | undefined;
 
 /**
@@ -127,16 +122,7 @@ let isolateKey: Promise<CryptoKey> | undefined;
  * isolate, so cursors then only work on the isolate that issued them.
  */
 export function cursorKey(secret: string | undefined): Promise<CryptoKey> {
-  const usage = ["sign", "verify"];
-  if (secret === undefined) {
-    isolateKey ??= crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, usage) as Promise<CryptoKey>;
-    return isolateKey;
-  }
-  let key = keys.get(secret);
-  if (!key) {
-    if (keys.size > 8) keys.clear();
-    key = crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, usage);
-    keys.set(secret, key);
-  }
-  return key;
+  if (secret !== undefined) return hmacKey(secret);
+  isolateKey ??= crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]) as Promise<CryptoKey>;
+  return isolateKey;
 }

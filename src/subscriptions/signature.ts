@@ -1,5 +1,6 @@
+import { hmacKey, toHex } from "../crypto.ts";
+
 const encoder = new TextEncoder();
-const keys = new Map<string, Promise<CryptoKey>>();
 
 /**
  * `X-Fhir-Edge-Signature`: `sha256=` and the lower-case hex HMAC-SHA256 of the
@@ -7,13 +8,6 @@ const keys = new Map<string, Promise<CryptoKey>>();
  * @see ../../shared/design.md section 3, fan-out
  */
 export async function signBody(body: string, secret: string): Promise<string> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    keys.set(secret, key);
-  }
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", await key, encoder.encode(body)));
-  let hex = "";
-  for (const b of mac) hex += b.toString(16).padStart(2, "0");
-  return `sha256=${hex}`;
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(body)));
+  return `sha256=${toHex(mac)}`;
 }

@@ -1,4 +1,5 @@
 import type { SourceConfig } from "../../config/types.ts";
+import { toHex } from "../../crypto.ts";
 
 /**
  * Identifies a source's OAuth client configuration, so a token cached for an
@@ -18,7 +19,7 @@ export async function grantFingerprint(source: SourceConfig): Promise<string> {
     auth.kind === "client-credentials" ? [auth.clientSecret, auth.tokenAuth] : [auth.privateKey, auth.kid ?? "", auth.alg],
   ]);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(material)));
-  return [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(digest.slice(0, 8));
 }
 
 /** The KV key of a source's cached token. */
