@@ -2,13 +2,14 @@ import { Hono } from "hono";
 import { requireAdmin } from "./admin/require-admin.ts";
 import { statusHandler } from "./admin/status.ts";
 import { aggregateBatchHandler } from "./aggregate/batch-handler.ts";
-import type { AggregateHandler, AggregateHandlers } from "./aggregate/custom.ts";
+import type { AggregateHandlers } from "./aggregate/custom.ts";
 import { aggregateSearchHandler, type AggregateRouteOptions } from "./aggregate/search-handler.ts";
 import { smartScopes } from "./auth/inbound/authorize.ts";
 import { inboundAuth } from "./auth/inbound/index.ts";
 import { jwksHandler } from "./auth/upstream/jwks-route.ts";
 import type { EdgeHonoEnv } from "./context.ts";
 import { EdgeError, NotFoundError, renderError } from "./errors.ts";
+import { handlersByType } from "./fhir/resource-type.ts";
 import { edgeMetadataHandler } from "./metadata/handler.ts";
 import { sourceMetadataHandler, smartConfigurationHandler } from "./proxy/discovery.ts";
 import { defaultDeps, type ForwardDeps } from "./proxy/forward.ts";
@@ -31,18 +32,6 @@ export interface EdgeOptions {
   aggregates?: AggregateHandlers;
 }
 
-const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
-
-function compileAggregates(handlers: AggregateHandlers | undefined): Map<string, AggregateHandler> {
-  const byType = new Map<string, AggregateHandler>();
-  for (const [type, handler] of Object.entries(handlers ?? {})) {
-    if (!RESOURCE_TYPE.test(type)) throw new TypeError(`aggregates: ${JSON.stringify(type)} is not a FHIR resource type`);
-    if (typeof handler !== "function") throw new TypeError(`aggregates.${type} must be a function`);
-    byType.set(type, handler);
-  }
-  return byType;
-}
-
 /**
  * Builds the fhir-edge hono app. Read top to bottom, this is where every
  * request goes; the deployable Worker is this factory with its defaults.
@@ -53,7 +42,7 @@ function compileAggregates(handlers: AggregateHandlers | undefined): Map<string,
 export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   const deps: ForwardDeps = { ...defaultDeps, ...options.deps };
   const transformer = compileTransforms(options.transforms);
-  const aggregate: AggregateRouteOptions = { deps, authorize: smartScopes, transformer, custom: compileAggregates(options.aggregates) };
+  const aggregate: AggregateRouteOptions = { deps, authorize: smartScopes, transformer, custom: handlersByType("aggregates", options.aggregates) };
   const app = new Hono<EdgeHonoEnv>();
 
   app.use("*", requestContext());

@@ -12,6 +12,7 @@ import {
   outcomeOf,
   type CursorRejection,
 } from "../errors.ts";
+import { RESOURCE_TYPE } from "../fhir/resource-type.ts";
 import { FHIR_JSON, type Bundle, type Resource } from "../fhir/types.ts";
 import type { ForwardDeps } from "../proxy/forward.ts";
 import { edgeRoot } from "../proxy/locate.ts";
@@ -36,7 +37,6 @@ export interface AggregateRouteOptions {
   custom: ReadonlyMap<string, AggregateHandler>;
 }
 
-const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 
 /** The raw query of the request, with its `?`, or `""`. */
 export function rawQuery(url: string): string {

@@ -1,3 +1,5 @@
+import { RESOURCE_TYPE } from "../fhir/resource-type.ts";
+
 /** The FHIR interaction a request is, as far as its method and path tell. */
 export type Interaction =
   | "read"
@@ -23,7 +25,6 @@ export interface RouteShape {
   singleResource: boolean;
 }
 
-const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 
 /**
  * Classifies a FHIR REST request by method and decoded path segments.
@@ -32,12 +33,12 @@ const TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 export function routeShape(method: string, segments: readonly string[]): RouteShape {
   const shape = segments
     .map((s, i) => {
-      if (s.startsWith("$") || s.startsWith("_") || s === "metadata" || TYPE.test(s)) return s;
+      if (s.startsWith("$") || s.startsWith("_") || s === "metadata" || RESOURCE_TYPE.test(s)) return s;
       return segments[i - 1] === "_history" ? "{vid}" : "{id}";
     })
     .join("/");
   const [first, second, third, fourth] = segments;
-  const resourceType = first !== undefined && TYPE.test(first) ? first : undefined;
+  const resourceType = first !== undefined && RESOURCE_TYPE.test(first) ? first : undefined;
   const op = segments.find((s) => s.startsWith("$"));
   const base = { shape: shape === "" ? "/" : shape, ...(resourceType ? { resourceType } : {}) };
 
@@ -63,7 +64,7 @@ export function routeShape(method: string, segments: readonly string[]): RouteSh
     return { ...base, interaction, singleResource: true };
   }
   if (segments.length === 4 && third === "_history" && fourth !== undefined) return { ...base, interaction: "vread", singleResource: true };
-  if (segments.length === 3 && third !== undefined && TYPE.test(third)) {
+  if (segments.length === 3 && third !== undefined && RESOURCE_TYPE.test(third)) {
     // A compartment search: Patient/123/Observation. Its type is the one searched.
     return { ...base, resourceType: third, interaction: "search", singleResource: false };
   }

@@ -1,6 +1,7 @@
 import type { EdgeBindings } from "../context.ts";
 import { TransformFailedError } from "../errors.ts";
 import type { Resource } from "../fhir/types.ts";
+import { handlersByType } from "../fhir/resource-type.ts";
 
 /** What a transform handler is told besides the resource. */
 export interface TransformContext {
@@ -34,7 +35,6 @@ export interface Transformer {
   applyToText(text: string, context: Omit<TransformContext, "resourceType">): Promise<string>;
 }
 
-const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 const MAX_DEPTH = 3;
 
 /**
@@ -43,12 +43,7 @@ const MAX_DEPTH = 3;
  * @throws TypeError for a key that is not a resource type, or a value that is not a function
  */
 export function compileTransforms(handlers: TransformHandlers | undefined): Transformer | undefined {
-  const byType = new Map<string, TransformHandler>();
-  for (const [type, handler] of Object.entries(handlers ?? {})) {
-    if (!RESOURCE_TYPE.test(type)) throw new TypeError(`transforms: ${JSON.stringify(type)} is not a FHIR resource type`);
-    if (typeof handler !== "function") throw new TypeError(`transforms.${type} must be a function`);
-    byType.set(type, handler);
-  }
+  const byType = handlersByType("transforms", handlers);
   if (byType.size === 0) return undefined;
   const mention = new RegExp(`"resourceType"\\s*:\\s*"(?:${[...byType.keys()].join("|")})"`);
 
