@@ -5,18 +5,10 @@ import { InvalidRequestError, UpstreamUnavailableError } from "../errors.ts";
 import { FHIR_JSON } from "../fhir/types.ts";
 import { forward, type ForwardDeps } from "../proxy/forward.ts";
 import { upstreamRequestHeaders } from "../proxy/headers.ts";
+import { edgeRoot } from "../proxy/locate.ts";
 import { requireChannel, requireSource } from "../proxy/sources.ts";
 import { buildSubscription, CHANNEL_TAG_SYSTEM, redactSubscription } from "./subscription-resource.ts";
 import { channelStub } from "./webhook-route.ts";
-
-/** The edge's own base: `PUBLIC_URL`, else the request's origin and the path the edge is mounted under. */
-function edgeBase(c: Context<EdgeHonoEnv>, marker: string): string {
-  const publicUrl = c.get("config").publicUrl;
-  if (publicUrl) return publicUrl;
-  const url = new URL(c.req.url);
-  const at = url.pathname.indexOf(marker);
-  return url.origin + (at > 0 ? url.pathname.slice(0, at) : "");
-}
 
 /**
  * `POST /admin/channels/:channel/register`: creates, or updates, the channel's
@@ -64,7 +56,7 @@ export const registerHandler =
         id = bundle.entry?.find((e) => e.resource?.id)?.resource?.id;
       } else await search.body?.cancel();
     }
-    const endpoint = `${edgeBase(c, "/admin/channels/")}/webhooks/${name}`;
+    const endpoint = `${edgeRoot(c, config.publicUrl, 4)}/webhooks/${name}`;
     const resource = buildSubscription(channel, endpoint, id);
     const response = id
       ? await call("PUT", `${source.baseUrl}/Subscription/${encodeURIComponent(id)}`, JSON.stringify(resource))
