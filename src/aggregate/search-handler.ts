@@ -15,7 +15,7 @@ import {
 import { RESOURCE_TYPE } from "../fhir/resource-type.ts";
 import { FHIR_JSON, type Bundle, type Resource } from "../fhir/types.ts";
 import type { ForwardDeps } from "../proxy/forward.ts";
-import { edgeRoot } from "../proxy/locate.ts";
+import { edgeRoot, splitRawUrl } from "../proxy/locate.ts";
 import { routeShape } from "../proxy/route-shape.ts";
 import type { Transformer } from "../transform/transforms.ts";
 import { buildSearchset } from "./bundle.ts";
@@ -35,13 +35,6 @@ export interface AggregateRouteOptions {
   transformer: Transformer | undefined;
   /** Custom aggregate handlers by resource type. */
   custom: ReadonlyMap<string, AggregateHandler>;
-}
-
-
-/** The raw query of the request, with its `?`, or `""`. */
-export function rawQuery(url: string): string {
-  const q = url.indexOf("?");
-  return q === -1 ? "" : url.slice(q);
 }
 
 /** JWT clients need `s` on the type (the proxy's own scope rules); nothing goes upstream otherwise. */
@@ -107,7 +100,7 @@ export const aggregateSearchHandler =
       throw new InvalidRequestError("invalid-resource-type", "The aggregate path is /aggregate/<ResourceType>, e.g. /aggregate/Patient");
     }
     c.set("logRoute", `aggregate/${resourceType}`);
-    const query = readAggregateQuery(rawQuery(c.req.url));
+    const query = readAggregateQuery(splitRawUrl(c.req.url).search);
     if (!query.ok) {
       if (query.error.reason === "format-not-supported") throw new NotAcceptableError("format-not-supported", query.error.message);
       throw new InvalidRequestError(query.error.reason, query.error.message);
@@ -170,7 +163,7 @@ export const aggregateSearchHandler =
     const bundle = buildSearchset({
       id: crypto.randomUUID(),
       edgeRoot: root,
-      selfUrl: `${root}/aggregate/${resourceType}${rawQuery(c.req.url)}`,
+      selfUrl: `${root}/aggregate/${resourceType}${splitRawUrl(c.req.url).search}`,
       ...(nextUrl ? { nextUrl } : {}),
       ...(collected.total === undefined ? {} : { total: collected.total }),
       entries: collected.entries,

@@ -10,21 +10,24 @@ export interface LocatedRequest {
   search: string;
 }
 
+/** A raw request URL split as sent: origin, path, and query with its `?` (or `""`). */
+export function splitRawUrl(raw: string): { origin: string; path: string; search: string } {
+  const originEnd = raw.indexOf("/", raw.indexOf("//") + 2);
+  const q = raw.indexOf("?", originEnd);
+  return { origin: raw.slice(0, originEnd), path: q === -1 ? raw.slice(originEnd) : raw.slice(originEnd, q), search: q === -1 ? "" : raw.slice(q) };
+}
+
 /**
  * Splits the raw request URL around the `:source` segment of the matched
  * route, so a mount prefix (`app.route("/fhir", createEdge())`) is kept in
  * the edge base and the rest of the path stays byte for byte as sent.
  */
 export function locateRequest(c: Context, publicUrl: string | undefined, source: string): LocatedRequest {
-  const raw = c.req.url;
-  const originEnd = raw.indexOf("/", raw.indexOf("//") + 2);
-  const q = raw.indexOf("?", originEnd);
-  const path = q === -1 ? raw.slice(originEnd) : raw.slice(originEnd, q);
-  const search = q === -1 ? "" : raw.slice(q);
+  const { origin, path, search } = splitRawUrl(c.req.url);
   const index = routePath(c).split("/").indexOf(":source");
   const prefixPath = path.split("/").slice(0, index + 1).join("/");
   const rest = path.slice(prefixPath.length);
-  const edgeBase = publicUrl ? `${publicUrl}/${source}` : raw.slice(0, originEnd) + prefixPath;
+  const edgeBase = publicUrl ? `${publicUrl}/${source}` : origin + prefixPath;
   return { edgeBase, rest, search };
 }
 
@@ -36,10 +39,7 @@ export function locateRequest(c: Context, publicUrl: string | undefined, source:
  */
 export function edgeRoot(c: Context, publicUrl: string | undefined, ownSegments: number): string {
   if (publicUrl) return publicUrl;
-  const raw = c.req.url;
-  const originEnd = raw.indexOf("/", raw.indexOf("//") + 2);
-  const q = raw.indexOf("?", originEnd);
-  const path = q === -1 ? raw.slice(originEnd) : raw.slice(originEnd, q);
+  const { origin, path } = splitRawUrl(c.req.url);
   const keep = routePath(c).split("/").length - ownSegments;
-  return raw.slice(0, originEnd) + path.split("/").slice(0, keep).join("/");
+  return origin + path.split("/").slice(0, keep).join("/");
 }
