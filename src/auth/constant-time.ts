@@ -32,10 +32,7 @@ export function findSecret(presented: string, known: readonly string[]): number 
   if (presented.length > longest) return -1;
   let found = -1;
   for (let i = 0; i < known.length; i++) {
-    const equal = difference(presented, known[i]!) === 0;
-    // Branch-free select: keeps the first match.
-    const take = (equal ? 1 : 0) & (found === -1 ? 1 : 0);
-    found = take * i + (1 - take) * found;
+    if (difference(presented, known[i]!) === 0 && found === -1) found = i;
   }
   return found;
 }
