@@ -21,7 +21,7 @@ export interface Reachability {
 }
 
 /** A check is reused for a minute per isolate, so `/status` never hammers a source. */
-export const REACHABILITY_TTL_MS = 60_000;
+const REACHABILITY_TTL_MS = 60_000;
 /** A probe waits at most this long (or the source's `timeout`, if shorter). */
 const PROBE_TIMEOUT_MS = 5_000;
 

@@ -38,7 +38,7 @@ export interface ChannelConfig {
   targets: TargetConfig[];
 }
 
-export const CHANNEL_DEFAULTS = {
+const CHANNEL_DEFAULTS = {
   payload: "id-only",
   sequencing: "strict",
   fhirVersion: "R4",

@@ -37,7 +37,7 @@ export interface AggregateSettings {
   cursorSecret: string | undefined;
 }
 
-export const DEFAULT_AGGREGATE_TIMEOUT_SECONDS = 10;
+const DEFAULT_AGGREGATE_TIMEOUT_SECONDS = 10;
 
 /** `all`: every request; `errors`: answers of 400 and above, and 2xx ones with an incident (a retry, a failed aggregate source or batch entry); `off`: none. */
 export type AccessLogMode = "all" | "errors" | "off";

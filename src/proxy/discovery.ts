@@ -53,7 +53,7 @@ export function replaceSecurity(text: string, xml: boolean, security: Capability
 }
 
 /** How long a source's rewritten CapabilityStatement is reused by an isolate. */
-export const METADATA_TTL_MS = 60_000;
+const METADATA_TTL_MS = 60_000;
 const metadataCache = new WeakMap<object, Map<string, { expires: number; status: number; headers: [string, string][]; body: string }>>();
 
 /**

@@ -49,7 +49,7 @@ const PUMP_BATCH = 200;
 const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);
 
 /** Where a target URL is shown (status, logs): origin and path, never a query that may hold a key. */
-export function showTarget(url: string): string {
+function showTarget(url: string): string {
   const u = new URL(url);
   return u.origin + u.pathname;
 }

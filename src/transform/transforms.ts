@@ -27,8 +27,6 @@ export type TransformHandlers = Readonly<Record<string, TransformHandler>>;
 export interface Transformer {
   /** Whether a handler is registered for this type: a single resource is only buffered then. */
   has(resourceType: string | undefined): boolean;
-  /** Whether a JSON text may hold a resource of a registered type (a cheap scan before any parse). */
-  mentions(text: string): boolean;
   /** Applies the handlers to a resource and, in a Bundle, to each entry's resource (nested Bundles too). */
   apply(resource: Resource, context: Omit<TransformContext, "resourceType">): Promise<Resource>;
   /** {@link apply} on a JSON text; text that is not JSON, or holds nothing to change, comes back as it was. */
@@ -74,7 +72,6 @@ export function compileTransforms(handlers: TransformHandlers | undefined): Tran
 
   return {
     has: (type) => type !== undefined && byType.has(type),
-    mentions: (text) => mention.test(text),
     apply: (resource, context) => apply(resource, context, 0),
     async applyToText(text, context) {
       if (!mention.test(text)) return text;

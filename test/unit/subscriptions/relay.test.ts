@@ -8,6 +8,7 @@ import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { CHANNEL_SECRET, SIGNING_SECRET } from "../../fixtures/relay-channels.ts";
 import { eventNumbersOf, notification, type Format } from "../../fixtures/notifications.ts";
+import { MAX_NOTIFICATION_BYTES } from "../../../src/subscriptions/webhook-route.ts";
 
 const bindings = env as unknown as Record<string, string>;
 const CHANNELS = (env as unknown as Env).CHANNELS;
@@ -82,7 +83,7 @@ describe("intake: who may post, and what", () => {
   });
 
   it("400 for a body over the size limit", async () => {
-    const res = await post("intake", "x".repeat(4 * 1024 * 1024 + 1));
+    const res = await post("intake", "x".repeat(MAX_NOTIFICATION_BYTES + 1));
     expect(res.status).toBe(400);
     expect(((await res.json()) as { issue: Array<{ details: { coding: Array<{ code: string }> } }> }).issue[0]!.details.coding[0]!.code).toBe("body-too-large");
   });
