@@ -111,6 +111,13 @@ export class UpstreamUnavailableError extends EdgeError {
   }
 }
 
+/** 502: the source answered 401 to the edge's credentials (after the one refresh): the client's own were fine. */
+export class UpstreamUnauthorizedError extends UpstreamUnavailableError {
+  constructor(sourceName: string) {
+    super("upstream-unauthorized", `Source ${sourceName} refused the edge's credentials (upstream 401); check the source's auth configuration`);
+  }
+}
+
 /** 504: the upstream did not answer within the source's `timeout` (or the aggregate's `AGGREGATE_TIMEOUT`). */
 export class UpstreamTimeoutError extends EdgeError {
   constructor(message: string) {

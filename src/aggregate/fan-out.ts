@@ -1,7 +1,7 @@
 import { credentialsFor } from "../auth/upstream/index.ts";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeBindings } from "../context.ts";
-import { UpstreamTimeoutError, UpstreamUnavailableError } from "../errors.ts";
+import { UpstreamTimeoutError, UpstreamUnauthorizedError } from "../errors.ts";
 import { forwardAuthenticated, type ForwardDeps } from "../proxy/forward.ts";
 import { upstreamRequestHeaders } from "../proxy/headers.ts";
 import { mapLimit, MAX_OPEN_CONNECTIONS } from "./limit.ts";
@@ -56,7 +56,7 @@ export async function getFromSource(source: SourceConfig, url: string, ctx: FanO
   );
   if (response.status === 401) {
     await response.body?.cancel();
-    throw new UpstreamUnavailableError("upstream-unauthorized", `Source ${source.name} refused the edge's credentials (upstream 401); check the source's auth configuration`);
+    throw new UpstreamUnauthorizedError(source.name);
   }
   return { status: response.status, headers: response.headers, text: await response.text(), attempts };
 }

@@ -3,7 +3,7 @@ import type { RequestAuthorizer } from "../auth/inbound/authorize.ts";
 import { credentialsFor } from "../auth/upstream/index.ts";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeHonoEnv } from "../context.ts";
-import { InvalidRequestError, MethodNotAllowedError, UpstreamUnavailableError } from "../errors.ts";
+import { InvalidRequestError, MethodNotAllowedError, UpstreamUnauthorizedError } from "../errors.ts";
 import { forwardAuthenticated, type ForwardDeps } from "./forward.ts";
 import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
 import { locateRequest } from "./locate.ts";
@@ -89,7 +89,7 @@ export const proxyHandler =
     if (attempts > 1) c.set("logIncident", true);
     if (response.status === 401) {
       await response.body?.cancel();
-      throw new UpstreamUnavailableError("upstream-unauthorized", `Source ${source.name} refused the edge's credentials (upstream 401); check the source's auth configuration`);
+      throw new UpstreamUnauthorizedError(source.name);
     }
 
     const rewriter = rewriterFor(source, located.edgeBase);
