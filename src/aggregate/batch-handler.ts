@@ -12,7 +12,8 @@ import { readBatch, readBatchEntry } from "./batch.ts";
 import { aggregateTimeout, fanOut, getFromSource, type FanOutContext } from "./fan-out.ts";
 import { edgeFullUrl } from "./bundle.ts";
 import { upstreamIssues } from "./page.ts";
-import { fhirJson, type AggregateRouteOptions } from "./search-handler.ts";
+import { fhirJson } from "../fhir/response.ts";
+import type { AggregateRouteOptions } from "./search-handler.ts";
 
 /** An entry-level failure: the status and the OperationOutcome, the batch goes on. */
 function failedEntry(error: unknown, requestId: string): BundleEntry {

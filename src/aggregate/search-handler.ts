@@ -13,7 +13,7 @@ import {
   type CursorRejection,
 } from "../errors.ts";
 import { RESOURCE_TYPE } from "../fhir/resource-type.ts";
-import { FHIR_JSON, type Bundle, type Resource } from "../fhir/types.ts";
+import type { Bundle, Resource } from "../fhir/types.ts";
 import type { ForwardDeps } from "../proxy/forward.ts";
 import { edgeRoot, splitRawUrl } from "../proxy/locate.ts";
 import { routeShape } from "../proxy/route-shape.ts";
@@ -28,6 +28,7 @@ import { readAggregateQuery, type AggregateSearch } from "./query.ts";
 import { fetchSourceBundle, fetchSourcePage, positionUrl } from "./source-page.ts";
 import { parseSort } from "./sort.ts";
 import { selectSources, sourcesFor } from "./sources.ts";
+import { fhirJson } from "../fhir/response.ts";
 
 export interface AggregateRouteOptions {
   deps: ForwardDeps;
@@ -176,11 +177,6 @@ export const aggregateSearchHandler =
     });
     return fhirJson(bundle);
   };
-
-/** A 200 FHIR JSON answer built by the edge. */
-export function fhirJson(body: Bundle | Resource): Response {
-  return new Response(JSON.stringify(body), { headers: { "Content-Type": FHIR_JSON } });
-}
 
 async function runCustom(
   c: Context<EdgeHonoEnv>,

@@ -2,9 +2,9 @@ import type { Context } from "hono";
 import { declaredSources } from "../aggregate/sources.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { NotAcceptableError } from "../errors.ts";
-import { FHIR_JSON } from "../fhir/types.ts";
 import { edgeRoot } from "../proxy/locate.ts";
 import { edgeCapabilityStatement } from "./capability-statement.ts";
+import { fhirJson } from "../fhir/response.ts";
 
 /**
  * `GET /metadata`: the edge's own CapabilityStatement. Public, as FHIR
@@ -26,5 +26,5 @@ export const edgeMetadataHandler =
       inbound: config.inbound,
       date: new Date(now()).toISOString(),
     });
-    return new Response(JSON.stringify(statement), { headers: { "Content-Type": FHIR_JSON, "Cache-Control": "public, max-age=300" } });
+    return fhirJson(statement, { headers: { "Cache-Control": "public, max-age=300" } });
   };

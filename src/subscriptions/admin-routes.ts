@@ -2,13 +2,13 @@ import type { Context } from "hono";
 import { credentialsFor } from "../auth/upstream/index.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, UpstreamUnavailableError } from "../errors.ts";
-import { FHIR_JSON } from "../fhir/types.ts";
 import { forward, type ForwardDeps } from "../proxy/forward.ts";
 import { upstreamRequestHeaders } from "../proxy/headers.ts";
 import { edgeRoot } from "../proxy/locate.ts";
 import { requireChannel, requireSource } from "../proxy/sources.ts";
 import { buildSubscription, CHANNEL_TAG_SYSTEM, redactSubscription } from "./subscription-resource.ts";
 import { channelStub } from "./webhook-route.ts";
+import { fhirJson } from "../fhir/response.ts";
 
 /**
  * `POST /admin/channels/:channel/register`: creates, or updates, the channel's
@@ -75,10 +75,7 @@ export const registerHandler =
     const savedId = typeof saved.id === "string" ? saved.id : /Subscription\/([^/]+)/.exec(location)?.[1];
     if (!savedId) throw new UpstreamUnavailableError("registration-failed", `Source ${source.name} did not say which Subscription it saved for channel ${name}`);
     await stub.setSubscription(name, savedId);
-    return new Response(JSON.stringify(redactSubscription({ ...resource, ...saved, id: savedId }, channel.secret)), {
-      status: id ? 200 : 201,
-      headers: { "Content-Type": FHIR_JSON },
-    });
+    return fhirJson(redactSubscription({ ...resource, ...saved, id: savedId }, channel.secret), { status: id ? 200 : 201 });
   };
 
 /**
@@ -99,5 +96,5 @@ export const replayHandler = async (c: Context<EdgeHonoEnv>): Promise<Response> 
     total: bodies.length,
     entry: bodies.map((b) => ({ resource: JSON.parse(b) as unknown })),
   };
-  return new Response(JSON.stringify(bundle), { headers: { "Content-Type": FHIR_JSON } });
+  return fhirJson(bundle);
 };

@@ -5,9 +5,9 @@ import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, UnauthenticatedError } from "../errors.ts";
 import { requireChannel } from "../proxy/sources.ts";
 import { operationOutcome } from "../fhir/operation-outcome.ts";
-import { FHIR_JSON } from "../fhir/types.ts";
 import type { ChannelObject } from "./channel-object.ts";
 import { parseNotification } from "./notification.ts";
+import { fhirJson } from "../fhir/response.ts";
 
 /** The largest notification Bundle accepted (full-resource payloads included). */
 export const MAX_NOTIFICATION_BYTES = 4 * 1024 * 1024;
@@ -81,8 +81,5 @@ export const webhookHandler = async (c: Context<EdgeHonoEnv>): Promise<Response>
   const result = await channelStub(c.env, name).accept(name, parsed.value, text);
   if (!result.ok) throw new InvalidRequestError(result.code, result.message);
   const message = `Accepted ${parsed.value.type}: ${result.stored} new, ${result.duplicates} already seen, ${result.held} held for earlier events`;
-  return new Response(JSON.stringify(operationOutcome({ issueCode: "informational", code: "accepted", message, severity: "information", requestId: c.get("requestId") })), {
-    status: 200,
-    headers: { "Content-Type": FHIR_JSON },
-  });
+  return fhirJson(operationOutcome({ issueCode: "informational", code: "accepted", message, severity: "information", requestId: c.get("requestId") }));
 };
