@@ -32,23 +32,26 @@ const path = process.env.BENCH_PATH ?? `${SOURCE}/Patient/bench-1`;
 const connections = process.env.BENCH_CONNECTIONS ?? "32";
 const runs = process.env.BENCH_RUNS ?? "8";
 if (builds.length === 0) {
-  console.error("usage: node bench/compare-builds.ts <dir under bench/out> [<dir> ...]");
+  console.error("usage: node bench/compare-builds.ts <dir under bench/out>[:NAME=value,...] [...]");
   process.exit(2);
 }
+// Every argument is checked before anything starts, so a bad one leaves no process behind.
+const specs = builds.map((build) => {
+  const [dir = build, settings = ""] = build.split(/:(.*)/s);
+  const pairs = settings.split(",").filter(Boolean);
+  if (pairs.some((kv) => !/^[A-Z][A-Z0-9_]*=/.test(kv))) {
+    console.error(`${build}: settings are NAME=value pairs after the colon, separated by commas (values cannot hold commas)`);
+    process.exit(2);
+  }
+  return { build, dir, extra: Object.fromEntries(pairs.map((kv) => kv.split(/=(.*)/s).slice(0, 2) as [string, string])) };
+});
 const { generatorCore, proxyCore } = benchCores();
 
 try {
-  const { child: up, port } = await startBenchUpstream(join(BENCH_DIR, "upstream.ts"), generatorCore);
+  const { port } = await startBenchUpstream(join(BENCH_DIR, "upstream.ts"), generatorCore);
   const wrangler = unstable_readConfig({ config: join(BENCH_DIR, "..", "wrangler.toml") });
   const rows: Array<{ name: string; url: string; pid: number; cpu: number[]; rps: number[] }> = [];
-  for (const [n, build] of builds.entries()) {
-    const [dir = build, settings = ""] = build.split(/:(.*)/s);
-    const pairs = settings.split(",").filter(Boolean);
-    if (pairs.some((kv) => !/^[A-Z][A-Z0-9_]*=/.test(kv))) {
-      console.error(`${build}: settings are NAME=value pairs after the colon, separated by commas (values cannot hold commas)`);
-      process.exit(2);
-    }
-    const extra = Object.fromEntries(pairs.map((kv) => kv.split(/=(.*)/s).slice(0, 2) as [string, string]));
+  for (const [n, { build, dir, extra }] of specs.entries()) {
     const w = await startWorkerd({
       edgeDir: join(BENCH_DIR, "out", dir),
       configPath: join(BENCH_DIR, "out", `compare-${n}.capnp`),
@@ -70,7 +73,7 @@ try {
     for (const row of rows) {
       const before = cpuSeconds(row.pid);
       const r = await generator.run({ url: row.url, headers, connections: Number(connections), seconds: 2 });
-      if (r.badStatus + r.errors > 0) throw new Error(`${row.name}: ${r.badStatus} bad answers, ${r.errors} errors`);
+      if (r.badStatus + r.errors > 0 || r.requests === 0) throw new Error(`${row.name}: ${r.requests} answers, ${r.badStatus} bad, ${r.errors} errors`);
       row.cpu.push(((cpuSeconds(row.pid) - before) * 1000) / r.requests);
       row.rps.push(r.rps);
     }

@@ -36,7 +36,7 @@ const [build = "edge", path = `${SOURCE}/Patient/bench-1`] = process.argv.slice(
 const { generatorCore, proxyCore } = benchCores();
 
 try {
-  const { child: up, port } = await startBenchUpstream(join(BENCH_DIR, "upstream.ts"), generatorCore);
+  const { port } = await startBenchUpstream(join(BENCH_DIR, "upstream.ts"), generatorCore);
   const inspectorPort = await freePort();
   process.env.BENCH_INSPECTOR = String(inspectorPort);
   const w = await startWorkerd({

@@ -70,10 +70,8 @@ const log = (msg: string) => console.log(`[bench ${((Date.now() - started) / 100
 
 interface Env {
   upstream: string;
-  upstreamPid: number;
   workerd: Workerd;
   nginx: Nginx | undefined;
-  generatorCore: number | undefined;
   proxyCore: number | undefined;
 }
 
@@ -262,7 +260,7 @@ async function main(): Promise<void> {
   }
 
   log("starting the upstream, the token endpoint, workerd and nginx");
-  const { child: upstreamChild, port: upstreamPort } = await startBenchUpstream(join(BENCH_DIR, "upstream.ts"), generatorCore);
+  const { port: upstreamPort } = await startBenchUpstream(join(BENCH_DIR, "upstream.ts"), generatorCore);
   const upstream = `http://127.0.0.1:${upstreamPort}/`;
 
   const token = await startTokenEndpoint(TOKEN_LIFETIME);
@@ -313,7 +311,7 @@ async function main(): Promise<void> {
     core: proxyCore,
   });
   const nginx = await startNginx(join(OUT, "nginx"), upstreamPort, proxyCore);
-  const env: Env = { upstream, upstreamPid: upstreamChild.pid!, workerd, nginx, generatorCore, proxyCore };
+  const env: Env = { upstream, workerd, nginx, proxyCore };
 
   // BENCH_ROWS=id,id runs a subset (while profiling a fix); the report then lists only those.
   const only = process.env.BENCH_ROWS ? new Set(process.env.BENCH_ROWS.split(",")) : undefined;
@@ -407,7 +405,8 @@ async function main(): Promise<void> {
   }
 
   // Targets from the issue, on the high-concurrency medians.
-  const get = (id: string) => rows.find((r) => r.target.id === id)?.throughput;
+  const row = (id: string) => rows.find((r) => r.target.id === id && !r.skipped && r.throughput);
+  const get = (id: string) => row(id)?.throughput;
   const edge = get("edge-patient");
   const bare = get("bare-patient");
   const streamed = get("edge-searchset-streamed");
@@ -462,7 +461,6 @@ async function main(): Promise<void> {
 
   // Aggregation and intake, in words (their rows are in the tables too).
   const sections: Report["sections"] = [];
-  const row = (id: string) => rows.find((r) => r.target.id === id && !r.skipped && r.throughput);
   const agg = row("edge-aggregate");
   if (agg) {
     const slowDirect = row("direct-slow");
@@ -499,7 +497,6 @@ async function main(): Promise<void> {
   }
 
   const one = active.find((t) => t.via === "edge")!;
-  const exampleRun = (c: number): LoadRun => ({ url: baseUrl(env, one.via)! + one.path, headers: one.headers ?? {}, connections: c, seconds: SECONDS });
   const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? os.cpus()[0]?.model ?? "?";
   const osName = /PRETTY_NAME="([^"]*)"/.exec(safeRead("/etc/os-release"))?.[1] ?? os.type();
   const report: Report = {
@@ -527,8 +524,8 @@ async function main(): Promise<void> {
       "npx wrangler deploy --dry-run --outdir bench/out/edge",
       `${TASKSET && proxyCore !== undefined ? `taskset -c ${proxyCore} ` : ""}workerd serve bench/out/workerd.capnp --control-fd=3`,
       ...(nginx ? [`${TASKSET && proxyCore !== undefined ? `taskset -c ${proxyCore} ` : ""}nginx -p bench/out/nginx -c bench/out/nginx/nginx.conf`] : []),
-      generator.describe(exampleRun(1)),
-      generator.describe(exampleRun(HIGH)),
+      generator.describe(loadRun(env, one, 1, SECONDS)),
+      generator.describe(loadRun(env, one, HIGH, SECONDS)),
       ...(intake ? [generator.describe(loadRun(env, intake.target, HIGH, secondsOf(intake.target)))] : []),
       "npx vitest bench --run --config bench/vitest.config.ts",
     ],

@@ -52,7 +52,6 @@ export interface Workerd {
   /** Present when the options asked for them. */
   floorUrl: string | undefined;
   version: string;
-  stderrTail(): string;
 }
 
 /** Capnp text literal (its escapes are C's; JSON's are a subset for what we write). */
@@ -177,6 +176,5 @@ export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
     passthroughUrl: `http://127.0.0.1:${ports.get("passthrough")}/`,
     floorUrl: ports.has("floor") ? `http://127.0.0.1:${ports.get("floor")}/` : undefined,
     version: version.replace(/^workerd\s+/, ""),
-    stderrTail: () => stderr,
   };
 }
