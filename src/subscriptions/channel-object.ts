@@ -65,6 +65,8 @@ function showTarget(url: string): string {
 export class ChannelObject extends DurableObject<Env> {
   readonly #sql: SqlStorage;
   readonly #pumps = new Map<string, Promise<void>>();
+  /** The channel configuration whose targets have rows already (see #ensureTargets). */
+  #ensuredFor: ChannelConfig | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -406,6 +408,9 @@ export class ChannelObject extends DurableObject<Env> {
   // ---------------------------------------------------------------- fan-out
 
   #ensureTargets(channel: ChannelConfig): void {
+    // Once per instance and configuration: target rows are never deleted, and a new deployment is a new instance.
+    if (this.#ensuredFor === channel) return;
+    this.#ensuredFor = channel;
     this.#set("channel", channel.name);
     const maxSeq = this.#sql.exec<{ m: number | null }>("SELECT MAX(seq) AS m FROM deliveries").one().m ?? 0;
     for (const t of channel.targets) {
