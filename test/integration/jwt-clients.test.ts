@@ -21,10 +21,10 @@ let edge: Edge;
 let signingKey: CryptoKey;
 let foreignKey: CryptoKey;
 
-async function token(claims: Record<string, unknown>, opts: { key?: CryptoKey; exp?: number; iss?: string; aud?: string } = {}): Promise<string> {
+async function token(claims: Record<string, unknown>, opts: { key?: CryptoKey; kid?: string; exp?: number; iss?: string; aud?: string } = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT(claims)
-    .setProtectedHeader({ alg: "ES256", kid: "client-key-1" })
+    .setProtectedHeader({ alg: "ES256", kid: opts.kid ?? "client-key-1" })
     .setIssuer(opts.iss ?? ISSUER)
     .setAudience(opts.aud ?? AUDIENCE)
     .setSubject("analytics-app")
@@ -90,6 +90,40 @@ describe("verifying client JWTs", () => {
     const body = (await res.json()) as { issue: Array<{ code: string; details: { coding: Array<{ code: string }> } }> };
     expect(body.issue[0]).toMatchObject({ code: "login", details: { coding: [{ code }] } });
     expect(fhir.requests).toHaveLength(0);
+  });
+
+  it("unknown kids are refused, and fetch the JWKS again at most once per 30 s (no hammering the IdP)", async () => {
+    expect((await call("/ehr/Patient/demo-patient-1", "system/Patient.rs")).status).toBe(200);
+    const before = jwksFetches;
+    for (let i = 0; i < 3; i++) {
+      const res = await edge.fetch("/ehr/Patient/demo-patient-1", { headers: { Authorization: `Bearer ${await token({ scope: "system/*.rs" }, { key: foreignKey, kid: `rotated-${i}` })}` } });
+      expect(res.status).toBe(401);
+    }
+    // The cached JWKS is seconds old here, so normally none; one if this run was slow enough to pass the 30 s.
+    expect(jwksFetches - before).toBeLessThanOrEqual(1);
+  });
+
+  it("a JWKS that cannot be fetched is the edge's problem, not the client's: 502 jwks-unavailable, nothing upstream", async () => {
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const orphan = await startEdge({
+      PROXY_AUTH: "jwt",
+      PROXY_JWT_JWKS_URL: `http://127.0.0.1:${port}/jwks.json`,
+      PROXY_JWT_ISSUER: ISSUER,
+      PROXY_JWT_AUDIENCE: AUDIENCE,
+      FHIR_SOURCE_EHR: `fhir+http://${new URL(fhir.url).host}/fhir/R4`,
+    });
+    try {
+      const res = await orphan.fetch("/ehr/Patient/demo-patient-1", { headers: { Authorization: `Bearer ${await token({ scope: "system/*.rs" })}` } });
+      expect(res.status).toBe(502);
+      const body = (await res.json()) as { issue: Array<{ details: { coding: Array<{ code: string }> } }> };
+      expect(body.issue[0]!.details.coding[0]!.code).toBe("jwks-unavailable");
+      expect(fhir.requests).toHaveLength(0);
+    } finally {
+      await orphan.close();
+    }
   });
 });
 
