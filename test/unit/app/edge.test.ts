@@ -128,6 +128,10 @@ describe("3. errors are OperationOutcomes with the request id", () => {
     expect(made.headers.get("X-Request-Id")).toMatch(/^[0-9a-f-]{36}$/);
     const weird = await call("/nope/x", { headers: { ...KEY, "X-Request-Id": "<script>" } });
     expect(weird.headers.get("X-Request-Id")).toMatch(/^[0-9a-f-]{36}$/);
+    // Answers the edge builds itself (not errors, not proxied) carry it too.
+    const statement = await call("/metadata", { headers: { "X-Request-Id": "req-meta-1" } });
+    expect(statement.status).toBe(200);
+    expect(statement.headers.get("X-Request-Id")).toBe("req-meta-1");
   });
 
   it("an unsafe path: 400 invalid, nothing upstream", async () => {
