@@ -116,9 +116,10 @@ describe("the three wire forms, delivered in order to every target", () => {
     expect(await deliveredUntil("backport-a", [1, 2])).toEqual([1, 2]);
   });
 
-  it("signs each delivery: X-Fhir-Edge-Signature = sha256=<hex HMAC-SHA256 of the body>", async () => {
+  it("signs each delivery: X-Fhir-Edge-Signature = sha256=<hex HMAC-SHA256 of the body>; the target's own headers go along", async () => {
     await post("signed", event("R5", [1]));
     const [d] = await eventually(() => deliveries("signed-a"), (v) => v.length > 0);
+    expect(d!.headers["x-target-tenant"]).toBe("ward-7");
     const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(SIGNING_SECRET), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
     const hex = d!.headers["x-fhir-edge-signature"]!.replace(/^sha256=/, "");
     expect(hex).toMatch(/^[0-9a-f]{64}$/);
