@@ -284,3 +284,20 @@ describe("a next link too long to be followed", () => {
     expect(outcome.resource.issue![0]).toMatchObject({ code: "too-costly", details: { coding: [{ code: "cursor-too-large" }] } });
   });
 });
+
+describe("every failed source gets its own outcome entry", () => {
+  it("two of three sources down: 200, the third's matches, and one outcome naming each failed source", async () => {
+    const app = edge(async (req) => {
+      const host = new URL(req.url).host;
+      return host === "up.example" ? searchset(host, ["u1", "u2"]) : new Response("down", { status: 503 });
+    });
+    const res = await app.request("https://edge.example/aggregate/Patient", { headers: KEY }, env(["up", "down-1", "down-2"]));
+    expect(res.status).toBe(200);
+    const bundle = (await res.json()) as { entry: Array<{ search: { mode: string }; resource: { id?: string; issue?: Array<{ diagnostics: string }> } }> };
+    expect(bundle.entry.filter((e) => e.search.mode === "match").map((e) => e.resource.id)).toEqual(["u1", "u2"]);
+    const outcomes = bundle.entry.filter((e) => e.search.mode === "outcome").map((e) => e.resource.issue![0]!.diagnostics);
+    expect(outcomes).toHaveLength(2);
+    expect(outcomes.some((d) => d.includes("down-1"))).toBe(true);
+    expect(outcomes.some((d) => d.includes("down-2"))).toBe(true);
+  });
+});
