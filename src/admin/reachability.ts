@@ -1,7 +1,7 @@
 import type { SourceConfig } from "../config/types.ts";
 import { EdgeError } from "../errors.ts";
-import { forward, type ForwardDeps } from "../proxy/forward.ts";
-import { upstreamRequestHeaders } from "../proxy/headers.ts";
+import { forward, type ForwardDeps } from "../upstream/forward.ts";
+import { upstreamRequestHeaders } from "../upstream/headers.ts";
 
 /** The last reachability check of a source, as `/status` shows it. */
 export interface Reachability {

@@ -2,8 +2,8 @@ import { credentialsFor } from "../auth/upstream/index.ts";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeBindings } from "../context.ts";
 import { UpstreamTimeoutError, UpstreamUnauthorizedError } from "../errors.ts";
-import { forwardAuthenticated, type ForwardDeps } from "../proxy/forward.ts";
-import { upstreamRequestHeaders } from "../proxy/headers.ts";
+import { forwardAuthenticated, type ForwardDeps } from "../upstream/forward.ts";
+import { upstreamRequestHeaders } from "../upstream/headers.ts";
 import { mapLimit, MAX_OPEN_CONNECTIONS } from "./limit.ts";
 
 /** What every upstream call of one aggregate shares. */

@@ -14,9 +14,9 @@ import {
 } from "../errors.ts";
 import { RESOURCE_TYPE } from "../fhir/resource-type.ts";
 import type { Bundle, Resource } from "../fhir/types.ts";
-import type { ForwardDeps } from "../proxy/forward.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
 import { edgeRoot, splitRawUrl } from "../proxy/locate.ts";
-import { routeShape } from "../proxy/route-shape.ts";
+import { routeShape } from "../fhir/route-shape.ts";
 import type { Transformer } from "../transform/transforms.ts";
 import { buildSearchset } from "./bundle.ts";
 import { cursorKey, MAX_CURSOR_LENGTH, readCursor, signCursor, type CursorState } from "./cursor.ts";

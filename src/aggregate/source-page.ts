@@ -1,10 +1,10 @@
 import type { EdgeConfig } from "../config/edge-config.ts";
 import { InvalidRequestError, NextLinkRefusedError, UpstreamErrorStatusError, UpstreamUnavailableError } from "../errors.ts";
 import type { Bundle } from "../fhir/types.ts";
-import type { ForwardDeps } from "../proxy/forward.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
 import { rewriterFor } from "../proxy/handler.ts";
-import { requireSource } from "../proxy/sources.ts";
-import { upstreamTarget } from "../proxy/target.ts";
+import { requireSource } from "../config/lookup.ts";
+import { upstreamTarget } from "../upstream/source-path.ts";
 import { getFromSource, type FanOutContext } from "./fan-out.ts";
 import type { PageResult } from "./collect.ts";
 import type { SourcePosition } from "./merge.ts";

@@ -4,11 +4,11 @@ import type { InboundAuthConfig } from "../config/edge-config.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { NotFoundError } from "../errors.ts";
 import type { CapabilityStatement, CapabilityStatementRestSecurity } from "../fhir/types.ts";
-import { forward, type ForwardDeps } from "./forward.ts";
-import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
+import { forward, type ForwardDeps } from "../upstream/forward.ts";
+import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.ts";
 import { locateRequest } from "./locate.ts";
 import { rewriterFor } from "./handler.ts";
-import { requireSource } from "./sources.ts";
+import { requireSource } from "../config/lookup.ts";
 
 const SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service";
 

@@ -3,7 +3,7 @@ import { presentedCredential } from "../auth/inbound/api-key.ts";
 import { findSecret } from "../auth/constant-time.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, UnauthenticatedError } from "../errors.ts";
-import { requireChannel } from "../proxy/sources.ts";
+import { requireChannel } from "../config/lookup.ts";
 import { operationOutcome } from "../fhir/operation-outcome.ts";
 import type { ChannelObject } from "./channel-object.ts";
 import { parseNotification } from "./notification.ts";

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { EdgeHonoEnv } from "../../context.ts";
 import { ForbiddenError, InvalidRequestError } from "../../errors.ts";
-import { routeShape, type RouteShape } from "../../proxy/route-shape.ts";
+import { routeShape, type RouteShape } from "../../fhir/route-shape.ts";
 import { allows, parseScopes, requiredPermissions, type Permission, type ScopeGrant } from "./scopes.ts";
 
 export interface AuthorizationRequest {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createEdge } from "../../../src/app.ts";
-import type { ForwardDeps } from "../../../src/proxy/forward.ts";
+import type { ForwardDeps } from "../../../src/upstream/forward.ts";
 
 /**
  * The aggregate routes with stand-in upstreams, for what a real server cannot

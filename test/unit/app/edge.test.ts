@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createEdge } from "../../../src/app.ts";
-import type { ForwardDeps } from "../../../src/proxy/forward.ts";
+import type { ForwardDeps } from "../../../src/upstream/forward.ts";
 
 /** An upstream stand-in recording what the edge sent; the real-server tests live in test/integration. */
 function recorder(answer: (req: Request, n: number) => Response | Promise<Response>) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { readEdgeConfig } from "../../../src/config/edge-config.ts";
-import { upstreamTarget } from "../../../src/proxy/target.ts";
+import { upstreamTarget } from "../../../src/upstream/source-path.ts";
 
 const source = readEdgeConfig({ PROXY_AUTH: "none", FHIR_SOURCE_EHR: "fhir://ehr.example:8443/fhir/R4" }).sources.get("ehr")!;
 
