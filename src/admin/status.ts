@@ -33,7 +33,7 @@ export const statusHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEn
   const config = c.get("config");
   const tokenCacheKey = typeof c.env.TOKEN_CACHE_KEY === "string" && c.env.TOKEN_CACHE_KEY !== "";
   const configured = [...config.sources.values()];
-  const reached = await mapLimit(configured, MAX_OPEN_CONNECTIONS, (s) => reachability(s, deps, c.get("requestId")));
+  const reached = await mapLimit(configured, MAX_OPEN_CONNECTIONS, (s) => reachability(s, c.env, deps, c.get("requestId")));
   const ok = await Promise.all(
     configured.map(async (s, i) => ({
       name: s.name,

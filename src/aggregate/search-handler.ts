@@ -131,7 +131,7 @@ export const aggregateSearchHandler =
     const fetchPages: FetchPages = async (positions) => {
       const remaining = deadline - Date.now();
       if (remaining <= 0) return positions.map(timedOut);
-      return fanOut(positions, remaining, deps, (p, bound) => fetchSourcePage(config, p, root, ctx, bound), timedOut);
+      return fanOut(positions, remaining, (p, signal) => fetchSourcePage(config, p, root, { ...ctx, signal }, deps), timedOut, c.req.raw.signal);
     };
     const collected = await collectPage(state.positions, fetchPages, state.count, parseSort(state.sort));
     c.set("logAttempts", collected.attempts);
@@ -190,21 +190,20 @@ async function runCustom(
 ): Promise<Response> {
   const config = c.get("config");
   c.set("logSource", sources.join(","));
-  // With the fan-out's deadline-bound deps, a search still running at AGGREGATE_TIMEOUT is cancelled.
+  // With the fan-out's deadline-bound signal, a search still running at AGGREGATE_TIMEOUT is cancelled.
   const searchOneWith =
-    (deps: ForwardDeps) =>
+    (signal: AbortSignal | undefined) =>
     async (source: string, type: string, query: string): Promise<Bundle> => {
       if (!RESOURCE_TYPE.test(type)) throw new InvalidRequestError("invalid-resource-type", `${JSON.stringify(type.slice(0, 64))} is not a resource type`);
       if (type !== resourceType) await authorizeSearch(c, options.authorize, type);
-      const url = positionUrl(config, source, `/${type}${query}`);
-      const bundle = await fetchSourceBundle(config, source, url, root, ctx, deps);
+      const bundle = await fetchSourceBundle(config, source, `/${type}${query}`, root, signal ? { ...ctx, signal } : ctx, options.deps);
       return options.transformer ? ((await options.transformer.apply(bundle, { source, requestId: ctx.requestId, env: c.env })) as Bundle) : bundle;
     };
   const context = aggregateContext(
     { resourceType, sources, params: new URLSearchParams(search.search), client: c.get("client"), requestId: ctx.requestId, env: c.env },
     {
-      searchOne: searchOneWith(options.deps),
-      fanOut: (items, run, timeout) => fanOut(items, config.aggregate.timeoutMs, options.deps, (item, bound) => run(item, { searchOne: searchOneWith(bound) }), timeout),
+      searchOne: searchOneWith(c.req.raw.signal),
+      fanOut: (items, run, timeout) => fanOut(items, config.aggregate.timeoutMs, (item, signal) => run(item, { searchOne: searchOneWith(signal) }), timeout, c.req.raw.signal),
       timeoutError: (source) => aggregateTimeout(source, config.aggregate.timeoutMs),
     },
   );

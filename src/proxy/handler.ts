@@ -1,35 +1,21 @@
 import type { Context } from "hono";
 import type { RequestAuthorizer } from "../auth/inbound/authorize.ts";
-import { credentialsFor } from "../auth/upstream/index.ts";
-import type { SourceConfig } from "../config/types.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, MethodNotAllowedError, UpstreamUnauthorizedError } from "../errors.ts";
-import { forwardAuthenticated, type ForwardDeps } from "../upstream/forward.ts";
-import { clientResponseHeaders, upstreamRequestHeaders } from "../upstream/headers.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
+import { passOnBody, readAnswerText } from "../upstream/answer-body.ts";
+import { clientResponseHeaders } from "../upstream/headers.ts";
 import { locateRequest } from "./locate.ts";
 import { isRetryable } from "../upstream/retry.ts";
-import { createUrlRewriter, type UrlRewriter } from "../upstream/rewrite-urls.ts";
+import { rewriterFor } from "../upstream/rewrite-urls.ts";
+import { sourceClient } from "../upstream/source-client.ts";
 import { routeShape } from "../fhir/route-shape.ts";
 import { requireSource } from "../config/lookup.ts";
-import { upstreamTarget } from "../upstream/source-path.ts";
+import { resolveSourcePath } from "../upstream/source-path.ts";
 import type { Transformer } from "../transform/transforms.ts";
 
 export const PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const;
 const PROXIED: ReadonlySet<string> = new Set(PROXIED_METHODS);
-
-const rewriters = new Map<string, UrlRewriter>();
-
-/** One rewriter per (upstream base, edge base): built once, reused by every request. */
-export function rewriterFor(source: SourceConfig, edgeBase: string): UrlRewriter {
-  const key = `${source.baseUrl} ${edgeBase}`;
-  let rewriter = rewriters.get(key);
-  if (!rewriter) {
-    if (rewriters.size > 256) rewriters.clear();
-    rewriter = createUrlRewriter(source.baseUrl, edgeBase, source.basePath);
-    rewriters.set(key, rewriter);
-  }
-  return rewriter;
-}
 
 function isText(contentType: string | null): boolean {
   return contentType !== null && (contentType.includes("json") || contentType.includes("xml"));
@@ -54,7 +40,7 @@ export const proxyHandler =
     if (!PROXIED.has(method)) throw new MethodNotAllowedError(method, PROXIED_METHODS);
 
     const located = locateRequest(c, config.publicUrl, source.name);
-    const target = upstreamTarget(source, located.rest, located.search);
+    const target = resolveSourcePath(source, located.rest, located.search);
     if (!target.ok) {
       throw new InvalidRequestError("unsafe-path", `The path is not allowed (${target.error}): it must stay under the source's FHIR base`);
     }
@@ -66,7 +52,7 @@ export const proxyHandler =
 
     const requestId = c.get("requestId");
     const clientHeaders = c.req.raw.headers;
-    const credentials = credentialsFor(source, c.env, deps.now);
+    const client = sourceClient(source, c.env, deps);
     const retryable = isRetryable(method, clientHeaders, target.value.segments, source.retry);
     const hasBody = method !== "GET" && method !== "HEAD" && c.req.raw.body !== null;
     // Buffer only a body that may be sent twice (a retry, or once more after an
@@ -74,17 +60,16 @@ export const proxyHandler =
     const resend = (retryable && source.retry.maxAttempts > 1) || source.auth.kind === "client-credentials" || source.auth.kind === "jwt-assertion";
     const body = hasBody ? (buffered ?? (resend ? await readBody() : c.req.raw.body)) : null;
 
-    const call = {
-      sourceName: source.name,
+    const { response, attempts } = await client.send({
       method,
-      url: target.value.url,
-      headers: async () => upstreamRequestHeaders(clientHeaders, source.headers, await credentials.authorization(), requestId),
+      path: located.rest + located.search,
+      requestId,
+      headers: clientHeaders,
       body,
       retryable,
-      retry: source.retry,
-      timeoutMs: source.timeoutMs,
-    };
-    const { response, attempts } = await forwardAuthenticated(call, credentials, deps);
+      // A client that disconnects ends the retries (where the runtime passes its disconnect on).
+      signal: c.req.raw.signal,
+    });
     c.set("logAttempts", attempts);
     if (attempts > 1) c.set("logIncident", true);
     if (response.status === 401) {
@@ -93,7 +78,7 @@ export const proxyHandler =
     }
 
     const rewriter = rewriterFor(source, located.edgeBase);
-    const secrets = credentials.secrets();
+    const secrets = client.secrets();
     const contentType = response.headers.get("Content-Type");
     const answered = response.body !== null && method !== "HEAD";
     const rewriteBody = answered && isText(contentType) && (source.rewriteBodies === "all" || !route.singleResource);
@@ -103,9 +88,10 @@ export const proxyHandler =
         : undefined;
     if (!rewriteBody && !transform) {
       const headers = clientResponseHeaders(response.headers, rewriter.rewriteHeader, secrets, requestId, false);
-      return new Response(response.body, { status: response.status, headers });
+      const passed = method === "HEAD" ? null : await passOnBody(response.body, { requestId, sourceName: source.name });
+      return new Response(passed, { status: response.status, headers });
     }
-    let text = await response.text();
+    let text = await readAnswerText(response, source.name);
     if (rewriteBody) text = rewriter.rewriteText(text);
     if (transform) text = await transform.applyToText(text, { source: source.name, requestId, env: c.env });
     const headers = clientResponseHeaders(response.headers, rewriter.rewriteHeader, secrets, requestId, true);

@@ -1,6 +1,5 @@
-import type { UpstreamCredentials } from "../auth/upstream/credentials.ts";
 import type { RetryPolicy } from "../config/types.ts";
-import { UpstreamTimeoutError, UpstreamUnavailableError } from "../errors.ts";
+import { RequestAbandonedError, UpstreamTimeoutError, UpstreamUnavailableError } from "../errors.ts";
 import { fetchWithTimeout, FetchTimeoutError } from "../fetch-with-timeout.ts";
 import { retryDelay, backoffDelay } from "./retry.ts";
 
@@ -31,6 +30,8 @@ export interface UpstreamCall {
   retryable: boolean;
   retry: RetryPolicy;
   timeoutMs: number;
+  /** The caller gave up (a client that disconnected, an aggregate past its timeout): no further attempt, wait or token. */
+  signal?: AbortSignal;
 }
 
 export interface ForwardResult {
@@ -38,9 +39,30 @@ export interface ForwardResult {
   attempts: number;
 }
 
+/** Throws {@link RequestAbandonedError} once `signal` has fired. */
+export function throwIfAbandoned(signal: AbortSignal | undefined, sourceName: string): void {
+  if (signal?.aborted) throw new RequestAbandonedError(sourceName);
+}
+
+/**
+ * `promise`, or {@link RequestAbandonedError} as soon as `signal` fires,
+ * whichever comes first. The promise itself is not cancelled (a token
+ * coordinator call or a timer), only no longer waited for.
+ */
+export function unlessAbandoned<T>(promise: Promise<T>, signal: AbortSignal | undefined, sourceName: string): Promise<T> {
+  if (!signal) return promise;
+  throwIfAbandoned(signal, sourceName);
+  let onAbort: () => void = () => {};
+  const abandoned = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new RequestAbandonedError(sourceName));
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return Promise.race([promise, abandoned]).finally(() => signal.removeEventListener("abort", onAbort));
+}
+
 function attempt(call: UpstreamCall, headers: Headers, deps: ForwardDeps): Promise<Response> {
   const body = call.method === "GET" || call.method === "HEAD" ? null : call.body;
-  return fetchWithTimeout(call.url, { method: call.method, headers, body, redirect: "manual" }, call.timeoutMs, deps.fetch);
+  return fetchWithTimeout(call.url, { method: call.method, headers, body, redirect: "manual", signal: call.signal }, call.timeoutMs, deps.fetch);
 }
 
 /**
@@ -49,20 +71,24 @@ function attempt(call: UpstreamCall, headers: Headers, deps: ForwardDeps): Promi
  * configured statuses, network errors and per-attempt timeouts, but only for
  * a request that may be sent twice. Waits are timers, never a busy loop.
  * When retries run out on a retryable status, the upstream's last answer is
- * returned as it is.
- * @see ../../shared/design.md section 1a (retry parameters)
+ * returned as it is. Once `call.signal` fires, no further attempt, wait or
+ * credential lookup starts, and the one in flight is aborted.
+ * @see https://hl7.org/fhir/R4/http.html (the interactions forwarded)
+ * @see docs/upstream-client.md
  */
 export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<ForwardResult> {
   const maxAttempts = call.retryable && !(call.body instanceof ReadableStream) ? call.retry.maxAttempts : 1;
   for (let n = 1; ; n++) {
     // Credentials come first and outside the retry: a token endpoint's refusal is not a network error.
-    const headers = await call.headers();
+    const headers = await unlessAbandoned(call.headers(), call.signal, call.sourceName);
     let response: Response;
     try {
+      throwIfAbandoned(call.signal, call.sourceName);
       response = await attempt(call, headers, deps);
     } catch (error) {
+      throwIfAbandoned(call.signal, call.sourceName);
       if (n < maxAttempts) {
-        await deps.sleep(backoffDelay(n, call.retry, deps.random));
+        await unlessAbandoned(deps.sleep(backoffDelay(n, call.retry, deps.random)), call.signal, call.sourceName);
         continue;
       }
       if (error instanceof FetchTimeoutError) {
@@ -73,23 +99,9 @@ export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<Fo
     if (n < maxAttempts && call.retry.statusCodes.has(response.status)) {
       const wait = retryDelay(n, call.retry, response.headers.get("Retry-After"), deps.now(), deps.random);
       await response.body?.cancel();
-      await deps.sleep(wait);
+      await unlessAbandoned(deps.sleep(wait), call.signal, call.sourceName);
       continue;
     }
     return { response, attempts: n };
   }
-}
-
-/**
- * {@link forward} with the source's credentials: an upstream 401 on a cached
- * token drops that token and, when a fresh one can be had and the body can be
- * sent again, sends the request exactly once more.
- * @see ../../shared/design.md section 3 (a 401 on a cached token)
- */
-export async function forwardAuthenticated(call: UpstreamCall, credentials: Pick<UpstreamCredentials, "invalidate">, deps: ForwardDeps): Promise<ForwardResult> {
-  const first = await forward(call, deps);
-  if (first.response.status !== 401 || call.body instanceof ReadableStream || !(await credentials.invalidate())) return first;
-  await first.response.body?.cancel();
-  const again = await forward({ ...call, retryable: false }, deps);
-  return { response: again.response, attempts: first.attempts + again.attempts };
 }

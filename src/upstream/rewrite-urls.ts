@@ -1,3 +1,5 @@
+import type { SourceConfig } from "../config/types.ts";
+
 /**
  * Rewrites the upstream's absolute base URL into the edge's, on the text of a
  * body or header: no JSON parse, so a 200 KB Bundle costs one scan. A match
@@ -66,4 +68,22 @@ export function createUrlRewriter(upstreamBase: string, edgeBase: string, upstre
       return value;
     },
   };
+}
+
+const rewriters = new Map<string, UrlRewriter>();
+
+/**
+ * The rewriter of one (source, edge base) pair, built once per isolate and
+ * reused by every request (at most 256 pairs are kept; past that the cache
+ * starts over).
+ */
+export function rewriterFor(source: Pick<SourceConfig, "baseUrl" | "basePath">, edgeBase: string): UrlRewriter {
+  const key = `${source.baseUrl} ${edgeBase}`;
+  let rewriter = rewriters.get(key);
+  if (!rewriter) {
+    if (rewriters.size > 256) rewriters.clear();
+    rewriter = createUrlRewriter(source.baseUrl, edgeBase, source.basePath);
+    rewriters.set(key, rewriter);
+  }
+  return rewriter;
 }
