@@ -1,7 +1,6 @@
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeBindings } from "../context.ts";
 import { UpstreamTimeoutError, UpstreamUnauthorizedError } from "../errors.ts";
-import { readAnswerText } from "../upstream/answer-body.ts";
 import type { ForwardDeps } from "../upstream/forward.ts";
 import { sourceClient } from "../upstream/source-client.ts";
 import { mapLimit, MAX_OPEN_CONNECTIONS } from "./limit.ts";
@@ -39,16 +38,17 @@ export interface SourceAnswer {
  * @throws an EdgeError when the source cannot be reached, times out, or refuses the edge's credentials
  */
 export async function getFromSource(source: SourceConfig, path: string, ctx: FanOutContext, deps: ForwardDeps): Promise<SourceAnswer> {
-  const client = new Headers({ Accept: "application/fhir+json" });
+  const headers = new Headers({ Accept: "application/fhir+json" });
   for (const name of FORWARDED_HEADERS) {
     const value = ctx.clientHeaders.get(name);
-    if (value !== null) client.set(name, value);
+    if (value !== null) headers.set(name, value);
   }
-  const { response, attempts } = await sourceClient(source, ctx.env, deps).send({
+  const client = sourceClient(source, ctx.env, deps);
+  const { response, attempts } = await client.send({
     method: "GET",
     path,
     requestId: ctx.requestId,
-    headers: client,
+    headers,
     retryable: true,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
@@ -56,7 +56,7 @@ export async function getFromSource(source: SourceConfig, path: string, ctx: Fan
     await response.body?.cancel();
     throw new UpstreamUnauthorizedError(source.name);
   }
-  return { status: response.status, headers: response.headers, text: await readAnswerText(response, source.name), attempts };
+  return { status: response.status, headers: response.headers, text: await client.text(response, ctx.requestId), attempts };
 }
 
 /**

@@ -3,7 +3,6 @@ import type { InboundAuthConfig } from "../config/edge-config.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { NotFoundError } from "../errors.ts";
 import type { CapabilityStatement, CapabilityStatementRestSecurity } from "../fhir/types.ts";
-import { readAnswerText } from "../upstream/answer-body.ts";
 import type { ForwardDeps } from "../upstream/forward.ts";
 import { clientResponseHeaders } from "../upstream/headers.ts";
 import { locateRequest } from "./locate.ts";
@@ -98,7 +97,7 @@ export const sourceMetadataHandler =
     if (attempts > 1) c.set("logIncident", true);
     const rewriter = rewriterFor(source, located.edgeBase);
     const contentType = response.headers.get("Content-Type") ?? "";
-    let text = await readAnswerText(response, source.name);
+    let text = await client.text(response, requestId);
     if (response.ok && (contentType.includes("json") || contentType.includes("xml"))) {
       try {
         text = replaceSecurity(text, contentType.includes("xml"), edgeSecurity(config.inbound));

@@ -3,7 +3,6 @@ import type { RequestAuthorizer } from "../auth/inbound/authorize.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, MethodNotAllowedError, UpstreamUnauthorizedError } from "../errors.ts";
 import type { ForwardDeps } from "../upstream/forward.ts";
-import { passOnBody, readAnswerText } from "../upstream/answer-body.ts";
 import { clientResponseHeaders } from "../upstream/headers.ts";
 import { locateRequest } from "./locate.ts";
 import { isRetryable } from "../upstream/retry.ts";
@@ -88,10 +87,10 @@ export const proxyHandler =
         : undefined;
     if (!rewriteBody && !transform) {
       const headers = clientResponseHeaders(response.headers, rewriter.rewriteHeader, secrets, requestId, false);
-      const passed = method === "HEAD" ? null : await passOnBody(response.body, { requestId, sourceName: source.name });
+      const passed = method === "HEAD" ? null : await client.passOn(response, requestId);
       return new Response(passed, { status: response.status, headers });
     }
-    let text = await readAnswerText(response, source.name);
+    let text = await client.text(response, requestId);
     if (rewriteBody) text = rewriter.rewriteText(text);
     if (transform) text = await transform.applyToText(text, { source: source.name, requestId, env: c.env });
     const headers = clientResponseHeaders(response.headers, rewriter.rewriteHeader, secrets, requestId, true);

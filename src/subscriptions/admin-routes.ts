@@ -1,7 +1,6 @@
 import type { Context } from "hono";
 import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, UpstreamUnavailableError } from "../errors.ts";
-import { readAnswerText } from "../upstream/answer-body.ts";
 import type { ForwardDeps } from "../upstream/forward.ts";
 import { sourceClient } from "../upstream/source-client.ts";
 import { edgeRoot } from "../proxy/locate.ts";
@@ -56,7 +55,7 @@ export const registerHandler =
     const response = id
       ? await call("PUT", `/Subscription/${encodeURIComponent(id)}`, JSON.stringify(resource))
       : await call("POST", "/Subscription", JSON.stringify(resource));
-    const text = await readAnswerText(response, source.name);
+    const text = await client.text(response, requestId);
     if (!response.ok) {
       throw new UpstreamUnavailableError("registration-failed", `Source ${source.name} refused the Subscription for channel ${name} (HTTP ${response.status})`);
     }

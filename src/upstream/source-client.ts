@@ -2,6 +2,7 @@ import { credentialsFor } from "../auth/upstream/index.ts";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeBindings } from "../context.ts";
 import { InvalidRequestError } from "../errors.ts";
+import { passOnBody, readAnswerText } from "./answer-body.ts";
 import { defaultDeps, forward, unlessAbandoned, type ForwardDeps, type ForwardResult, type UpstreamCall } from "./forward.ts";
 import { upstreamRequestHeaders } from "./headers.ts";
 import { isRetryable } from "./retry.ts";
@@ -43,6 +44,14 @@ export interface SourceClient {
   send(request: SourceRequest): Promise<ForwardResult>;
   /** Values that must never appear in an answer to the client (tokens, secrets). */
   secrets(): readonly string[];
+  /**
+   * The answer's body to stream on to the client: complete, or erroring
+   * (never silently short); a body broken before its first byte throws 502.
+   * @see passOnBody
+   */
+  passOn(response: Response, requestId: string): Promise<ReadableStream<Uint8Array> | null>;
+  /** The answer's whole text, or 502 `upstream-answer-broken`. @see readAnswerText */
+  text(response: Response, requestId: string): Promise<string>;
 }
 
 function splitPath(path: string): { rest: string; search: string } {
@@ -100,6 +109,8 @@ export function sourceClient(source: SourceConfig, env: EdgeBindings, deps: Forw
       return { response: again.response, attempts: first.attempts + again.attempts };
     },
     secrets: () => credentials().secrets(),
+    passOn: (response, requestId) => passOnBody(response.body, { requestId, sourceName: source.name, idleMs: source.timeoutMs }),
+    text: (response, requestId) => readAnswerText(response, { requestId, sourceName: source.name, idleMs: source.timeoutMs }),
   };
 }
 
