@@ -69,6 +69,27 @@ describe("GET /aggregate/:resourceType fan-out limits", () => {
     expect(outcome.resource.issue![0]!.diagnostics).toContain("slow");
   });
 
+  it("after AGGREGATE_TIMEOUT, a source still retrying sees no further attempt", async () => {
+    let slowAttempts = 0;
+    const app = edge(
+      async (req) => {
+        if (!req.url.startsWith("https://slow.example")) return searchset("fast.example", ["f1"]);
+        slowAttempts++;
+        return new Response("busy", { status: 503 });
+      },
+      { sleep: () => new Promise((r) => setTimeout(r, 30)) },
+    );
+    const vars = { ...env(["fast"], { AGGREGATE_TIMEOUT: "0.2" }), FHIR_SOURCE_SLOW: "fhir://slow.example/fhir?max_attempts=20" };
+    const res = await app.request("https://edge.example/aggregate/Patient", { headers: KEY }, vars);
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const atAnswer = slowAttempts;
+    expect(atAnswer).toBeGreaterThan(0);
+    // Long enough for several more of its 30 ms backoffs, had its retry loop kept going.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(slowAttempts).toBe(atAnswer);
+  });
+
   it("/aggregate/<Type>/<more> is no route (not a source named aggregate)", async () => {
     const res = await edge(async () => searchset("x", [])).request("https://edge.example/aggregate/Patient/1", { headers: KEY }, env(["a"]));
     expect(res.status).toBe(404);
