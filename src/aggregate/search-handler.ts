@@ -27,7 +27,8 @@ import type { SourcePosition } from "./merge.ts";
 import { readAggregateQuery, type AggregateSearch } from "./query.ts";
 import { fetchSourceBundle, fetchSourcePage, positionUrl } from "./source-page.ts";
 import { parseSort } from "./sort.ts";
-import { selectSources, sourcesFor } from "./sources.ts";
+import { selectSources } from "./sources.ts";
+import { declaredSources } from "../config/lookup.ts";
 import { fhirJson } from "../fhir/response.ts";
 
 export interface AggregateRouteOptions {
@@ -58,7 +59,7 @@ async function stateFromCursor(token: string, c: Context<EdgeHonoEnv>, resourceT
   const read = await readCursor(token, await cursorKey(config.aggregate.cursorSecret), now);
   if (!read.ok) reject(read.error);
   const state = read.value;
-  const allowed = sourcesFor(config, c.get("client"));
+  const allowed = declaredSources(config);
   if (state.client !== c.get("client").name || state.resourceType !== resourceType || state.positions.some((p) => !allowed.includes(p.source))) {
     reject("foreign");
   }
@@ -115,7 +116,7 @@ export const aggregateSearchHandler =
       state = await stateFromCursor(query.value.cursor, c, resourceType, deps.now());
     } else {
       const search = query.value.search;
-      const selected = selectSources(sourcesFor(config, c.get("client")), search.sources);
+      const selected = selectSources(declaredSources(config), search.sources);
       if (!selected.ok) throw new InvalidRequestError("unknown-source", `sources names ${JSON.stringify(selected.error.slice(0, 64))}, which is not a source of this edge`);
       if (selected.value.length === 0) throw new InvalidRequestError("no-sources", "This edge has no sources to aggregate");
       const custom = options.custom.get(resourceType);

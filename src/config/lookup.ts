@@ -32,3 +32,8 @@ export function requireSource(config: EdgeConfig, name: string): SourceConfig {
 export function requireChannel(config: EdgeConfig, name: string): ChannelConfig {
   return requireNamed("Channel", name, config.channels, config.brokenChannels);
 }
+
+/** Every declared source's name (misconfigured ones included), by name. */
+export function declaredSources(config: EdgeConfig): string[] {
+  return [...config.sources.keys(), ...config.brokenSources.keys()].sort();
+}

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { declaredSources } from "../aggregate/sources.ts";
+import { declaredSources } from "../config/lookup.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { NotAcceptableError } from "../errors.ts";
 import { edgeRoot } from "../proxy/locate.ts";

@@ -6,7 +6,7 @@ import { sourceClient } from "../upstream/source-client.ts";
 import { edgeRoot } from "../proxy/locate.ts";
 import { requireChannel, requireSource } from "../config/lookup.ts";
 import { buildSubscription, CHANNEL_TAG_SYSTEM, redactSubscription } from "./subscription-resource.ts";
-import { channelStub } from "./webhook-route.ts";
+import { channelStub } from "./channel-stub.ts";
 import { fhirJson } from "../fhir/response.ts";
 
 /**

@@ -79,6 +79,3 @@ export const smartScopes: RequestAuthorizer = async (c, request) => {
     check(grants, needs, `batch entry ${i} (${entryMethod} ${entryRoute.shape})`);
   }
 };
-
-/** API-key and anonymous clients: no per-request restriction. */
-export const allowAll: RequestAuthorizer = async () => {};
