@@ -14,7 +14,8 @@ import { edgeMetadataHandler } from "./metadata/handler.ts";
 import { sourceMetadataHandler, smartConfigurationHandler } from "./proxy/discovery.ts";
 import { defaultDeps, type ForwardDeps } from "./upstream/forward.ts";
 import { proxyHandler } from "./proxy/handler.ts";
-import { requestContext } from "./request-middleware.ts";
+import { requestMiddleware } from "./request-middleware.ts";
+import { ROUTES } from "./routes.ts";
 import { compileTransforms, type TransformHandlers } from "./transform/transforms.ts";
 import { registerHandler, replayHandler } from "./subscriptions/admin-routes.ts";
 import { webhookHandler } from "./subscriptions/webhook-route.ts";
@@ -45,7 +46,7 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   const aggregate: AggregateRouteOptions = { deps, authorize: smartScopes, transformer, custom: handlersByType("aggregates", options.aggregates) };
   const app = new Hono<EdgeHonoEnv>();
 
-  app.use("*", requestContext());
+  app.use("*", requestMiddleware());
   app.onError((error, c) => {
     if (!(error instanceof EdgeError)) {
       // The error's class and where it was thrown; never its message, which may quote a body.
@@ -57,18 +58,18 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   app.notFound((c) => renderError(new NotFoundError("route-not-found", "No such route on this edge"), c.get("requestId")));
 
   // Operations (admin clients only); the edge's own statement and public keys (public).
-  app.get("/status", inboundAuth(), requireAdmin(), statusHandler(deps));
-  app.get("/metadata", edgeMetadataHandler(deps.now));
-  app.get("/.well-known/jwks.json", jwksHandler);
-  app.post("/admin/channels/:channel/register", inboundAuth(), requireAdmin(), registerHandler(deps));
-  app.get("/admin/channels/:channel/events", inboundAuth(), requireAdmin(), replayHandler);
+  app.get(ROUTES.status, inboundAuth(), requireAdmin(), statusHandler(deps));
+  app.get(ROUTES.edgeMetadata, edgeMetadataHandler(deps.now));
+  app.get(ROUTES.jwks, jwksHandler);
+  app.post(ROUTES.register, inboundAuth(), requireAdmin(), registerHandler(deps));
+  app.get(ROUTES.replay, inboundAuth(), requireAdmin(), replayHandler);
 
   // Subscription notifications in: authenticated by the channel's own secret.
-  app.post("/webhooks/:channel", webhookHandler);
+  app.post(ROUTES.webhook, webhookHandler);
 
   // One search across sources (GET), and a batch whose entries name their sources (POST).
-  app.all("/aggregate/:resourceType", inboundAuth(), aggregateSearchHandler(aggregate));
-  app.all("/aggregate", inboundAuth(), aggregateBatchHandler(aggregate));
+  app.all(ROUTES.aggregateSearch, inboundAuth(), aggregateSearchHandler(aggregate));
+  app.all(ROUTES.aggregateBatch, inboundAuth(), aggregateBatchHandler(aggregate));
   app.all("/aggregate/*", () => {
     throw new NotFoundError("route-not-found", "The aggregate routes are GET /aggregate/<ResourceType> and POST /aggregate");
   });

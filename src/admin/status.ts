@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeHonoEnv } from "../context.ts";
-import { mapLimit, MAX_OPEN_CONNECTIONS } from "../aggregate/limit.ts";
+import { mapLimit, MAX_OPEN_CONNECTIONS } from "../upstream/limit.ts";
 import type { ForwardDeps } from "../upstream/forward.ts";
 import { reachability } from "./reachability.ts";
 import { channelsStatus } from "../subscriptions/status.ts";

@@ -4,7 +4,7 @@ import { InvalidRequestError, MethodNotAllowedError, outcomeOf, statusOf, Upstre
 import type { Bundle, BundleEntry, Resource } from "../fhir/types.ts";
 import type { ForwardDeps } from "../upstream/forward.ts";
 import { rewriterFor } from "../upstream/rewrite-urls.ts";
-import { edgeRoot } from "../proxy/locate.ts";
+import { edgeRoot } from "../routes.ts";
 import { routeShape } from "../fhir/route-shape.ts";
 import { requireSource } from "../config/lookup.ts";
 import { resolveSourcePath } from "../upstream/source-path.ts";
@@ -89,7 +89,7 @@ export const aggregateBatchHandler =
     }
     const batch = readBatch(body);
     if (!batch.ok) throw new InvalidRequestError(batch.error.code, batch.error.message);
-    const root = edgeRoot(c, config.publicUrl, 1);
+    const root = edgeRoot(c, config.publicUrl, "aggregateBatch");
     const ctx: FanOutContext = { env: c.env, requestId, clientHeaders: c.req.raw.headers };
     const entries = await fanOut(
       batch.value,

@@ -3,7 +3,7 @@ import type { EdgeBindings } from "../context.ts";
 import { UpstreamTimeoutError, UpstreamUnauthorizedError } from "../errors.ts";
 import type { ForwardDeps } from "../upstream/forward.ts";
 import { sourceClient } from "../upstream/source-client.ts";
-import { mapLimit, MAX_OPEN_CONNECTIONS } from "./limit.ts";
+import { mapLimit, MAX_OPEN_CONNECTIONS } from "../upstream/limit.ts";
 
 /** What every upstream call of one aggregate shares. */
 export interface FanOutContext {

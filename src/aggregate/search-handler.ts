@@ -15,7 +15,7 @@ import {
 import { RESOURCE_TYPE } from "../fhir/resource-type.ts";
 import type { Bundle, Resource } from "../fhir/types.ts";
 import type { ForwardDeps } from "../upstream/forward.ts";
-import { edgeRoot, splitRawUrl } from "../proxy/locate.ts";
+import { edgeRoot, splitRawUrl } from "../routes.ts";
 import { routeShape } from "../fhir/route-shape.ts";
 import type { Transformer } from "../transform/transforms.ts";
 import { buildSearchset } from "./bundle.ts";
@@ -108,7 +108,7 @@ export const aggregateSearchHandler =
       throw new InvalidRequestError(query.error.reason, query.error.message);
     }
     await authorizeSearch(c, options.authorize, resourceType);
-    const root = edgeRoot(c, config.publicUrl, 2);
+    const root = edgeRoot(c, config.publicUrl, "aggregateSearch");
     const ctx: FanOutContext = { env: c.env, requestId, clientHeaders: c.req.raw.headers };
 
     let state: CursorState;

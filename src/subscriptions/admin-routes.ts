@@ -3,7 +3,7 @@ import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, UpstreamUnavailableError } from "../errors.ts";
 import type { ForwardDeps } from "../upstream/forward.ts";
 import { sourceClient } from "../upstream/source-client.ts";
-import { edgeRoot } from "../proxy/locate.ts";
+import { edgeRoot } from "../routes.ts";
 import { requireChannel, requireSource } from "../config/lookup.ts";
 import { buildSubscription, CHANNEL_TAG_SYSTEM, redactSubscription } from "./subscription-resource.ts";
 import { channelStub } from "./channel-stub.ts";
@@ -50,7 +50,7 @@ export const registerHandler =
         id = bundle.entry?.find((e) => e.resource?.id)?.resource?.id;
       } else await search.body?.cancel();
     }
-    const endpoint = `${edgeRoot(c, config.publicUrl, 4)}/webhooks/${name}`;
+    const endpoint = `${edgeRoot(c, config.publicUrl, "register")}/webhooks/${name}`;
     const resource = buildSubscription(channel, endpoint, id);
     const response = id
       ? await call("PUT", `/Subscription/${encodeURIComponent(id)}`, JSON.stringify(resource))
