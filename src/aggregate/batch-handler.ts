@@ -29,10 +29,10 @@ async function runEntry(c: Context<EdgeHonoEnv>, options: AggregateRouteOptions,
     }
     const { source: name, rest, search } = read.value;
     const source = requireSource(c.get("config"), name);
-    const target = resolveSourcePath(source, rest, search);
-    if (!target.ok) throw new InvalidRequestError("unsafe-path", `The path is not allowed (${target.error}): it must stay under the source's FHIR base`);
-    const route = routeShape("GET", target.value.segments);
-    await options.authorize(c, { method: "GET", route, segments: target.value.segments, search, readBody: async () => new ArrayBuffer(0) });
+    const resolved = resolveSourcePath(source, rest, search);
+    if (!resolved.ok) throw new InvalidRequestError("unsafe-path", `The path is not allowed (${resolved.error}): it must stay under the source's FHIR base`);
+    const route = routeShape("GET", resolved.value.segments);
+    await options.authorize(c, { method: "GET", route, segments: resolved.value.segments, search, readBody: async () => new ArrayBuffer(0) });
 
     const answer = await getFromSource(source, rest + search, ctx, deps);
     if (answer.attempts > 1) c.set("logIncident", true);

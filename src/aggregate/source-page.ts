@@ -20,8 +20,8 @@ export function positionUrl(config: EdgeConfig, sourceName: string, at: string):
   const source = config.sources.get(sourceName);
   if (!source) return undefined;
   const { rest, search } = splitPosition(at);
-  const target = resolveSourcePath(source, rest, search);
-  return target.ok ? target.value.url : undefined;
+  const resolved = resolveSourcePath(source, rest, search);
+  return resolved.ok ? resolved.value.url : undefined;
 }
 
 /**

@@ -39,20 +39,20 @@ export const proxyHandler =
     if (!PROXIED.has(method)) throw new MethodNotAllowedError(method, PROXIED_METHODS);
 
     const located = locateRequest(c, config.publicUrl, source.name);
-    const target = resolveSourcePath(source, located.rest, located.search);
-    if (!target.ok) {
-      throw new InvalidRequestError("unsafe-path", `The path is not allowed (${target.error}): it must stay under the source's FHIR base`);
+    const resolved = resolveSourcePath(source, located.rest, located.search);
+    if (!resolved.ok) {
+      throw new InvalidRequestError("unsafe-path", `The path is not allowed (${resolved.error}): it must stay under the source's FHIR base`);
     }
-    const route = routeShape(method, target.value.segments);
+    const route = routeShape(method, resolved.value.segments);
     c.set("logRoute", route.shape);
     let buffered: ArrayBuffer | undefined;
     const readBody = async () => (buffered ??= await c.req.raw.arrayBuffer());
-    await authorize(c, { method, route, segments: target.value.segments, search: located.search, readBody });
+    await authorize(c, { method, route, segments: resolved.value.segments, search: located.search, readBody });
 
     const requestId = c.get("requestId");
     const clientHeaders = c.req.raw.headers;
     const client = sourceClient(source, c.env, deps);
-    const retryable = isRetryable(method, clientHeaders, target.value.segments, source.retry);
+    const retryable = isRetryable(method, clientHeaders, resolved.value.segments, source.retry);
     const hasBody = method !== "GET" && method !== "HEAD" && c.req.raw.body !== null;
     // Buffer only a body that may be sent twice (a retry, or once more after an
     // upstream 401 on a cached token); any other streams through once.

@@ -79,9 +79,9 @@ export function sourceClient(source: SourceConfig, env: EdgeBindings, deps: Forw
     source,
     async send(request) {
       const { rest, search } = splitPath(request.path);
-      const target = resolveSourcePath(source, rest, search);
-      if (!target.ok) {
-        throw new InvalidRequestError("unsafe-path", `The path is not allowed (${target.error}): it must stay under the source's FHIR base`);
+      const resolved = resolveSourcePath(source, rest, search);
+      if (!resolved.ok) {
+        throw new InvalidRequestError("unsafe-path", `The path is not allowed (${resolved.error}): it must stay under the source's FHIR base`);
       }
       const creds = request.anonymous ? undefined : credentials();
       const clientHeaders = request.headers ?? NO_HEADERS;
@@ -90,13 +90,13 @@ export function sourceClient(source: SourceConfig, env: EdgeBindings, deps: Forw
       const call: UpstreamCall = {
         sourceName: source.name,
         method: request.method,
-        url: target.value.url,
+        url: resolved.value.url,
         headers: async () => {
           sent = creds ? await creds.authorization() : undefined;
           return upstreamRequestHeaders(clientHeaders, source.headers, sent, request.requestId);
         },
         body: request.body ?? null,
-        retryable: request.retryable ?? isRetryable(request.method, clientHeaders, target.value.segments, source.retry),
+        retryable: request.retryable ?? isRetryable(request.method, clientHeaders, resolved.value.segments, source.retry),
         retry: source.retry,
         timeoutMs: request.timeoutMs ?? source.timeoutMs,
         ...(request.signal ? { signal: request.signal } : {}),
