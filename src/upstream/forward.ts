@@ -99,6 +99,7 @@ export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<Fo
     if (n < maxAttempts && call.retry.statusCodes.has(response.status)) {
       const wait = retryDelay(n, call.retry, response.headers.get("Retry-After"), deps.now(), deps.random);
       await response.body?.cancel();
+      throwIfAbandoned(call.signal, call.sourceName);
       await unlessAbandoned(deps.sleep(wait), call.signal, call.sourceName);
       continue;
     }

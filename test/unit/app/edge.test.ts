@@ -259,6 +259,19 @@ describe("3. retries", () => {
     expect(up.seen).toHaveLength(5);
   });
 
+  it("a client that disconnects ends the retries: no further attempt, logged as 499 request-abandoned", async () => {
+    const controller = new AbortController();
+    const up = recorder(() => {
+      controller.abort();
+      return new Response("busy", { status: 503 });
+    });
+    const res = await call("/ehr/Patient/1", { headers: KEY, signal: controller.signal }, up.deps);
+    expect(res.status).toBe(499);
+    expect((await outcome(res)).errorCode).toBe("request-abandoned");
+    expect(up.seen).toHaveLength(1);
+    expect(up.waits).toEqual([]);
+  });
+
   it("never retries a plain POST, but retries a conditional create and sends the same body again", async () => {
     const plain = recorder(() => new Response("busy", { status: 503 }));
     const res = await call("/ehr/Patient", { method: "POST", headers: { ...KEY, "Content-Type": "application/fhir+json" }, body: '{"resourceType":"Patient"}' }, plain.deps);
