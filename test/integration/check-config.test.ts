@@ -1,4 +1,4 @@
-/** `npm run check-config` (design.md section 1): offline validation, non-zero exit on any error, no secret printed. */
+/** `npm run check-config` (docs/contract.md#configuration-errors): offline validation, non-zero exit on any error, no secret printed. */
 import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
