@@ -37,7 +37,7 @@ export interface EdgeOptions {
  * request goes; the deployable Worker is this factory with its defaults.
  * Mount it in an app of your own with `parent.route("/fhir", createEdge())`:
  * every URL the edge writes keeps the mount path.
- * @see ../shared/design.md sections 3 and 4
+ * @see docs/contract.md#3-routes
  */
 export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   const deps: ForwardDeps = { ...defaultDeps, ...options.deps };

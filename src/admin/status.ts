@@ -26,7 +26,7 @@ async function tokenState(c: Context<EdgeHonoEnv>, source: SourceConfig) {
  * token expiry (never the token), its last reachability check (a `metadata`
  * probe, cached for a minute per isolate), and every edge-wide configuration
  * problem.
- * @see ../../shared/design.md section 3, "Operations and discovery"
+ * @see docs/operations.md#get-status
  */
 export const statusHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEnv>): Promise<Response> => {
   c.set("logRoute", "status");

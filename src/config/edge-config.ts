@@ -49,7 +49,7 @@ const SOURCE_VAR_PREFIX = "FHIR_SOURCE_";
  * Reads every source and edge setting from the bindings. Pure: no fetch, no
  * KV. One bad source never hides the others: its issues are collected and the
  * rest are returned ready to use.
- * @see ../../shared/design.md sections 1 and 2
+ * @see docs/configuration.md
  */
 export function readEdgeConfig(env: Readonly<Record<string, unknown>>): EdgeConfig {
   const issues: ConfigIssue[] = [];

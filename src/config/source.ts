@@ -70,7 +70,7 @@ const RESERVED_HEADERS = new Set([
  * Validates one source's parameters and resolves `env:NAME` values against
  * the Worker's bindings. Collects every problem instead of stopping at the
  * first, and never puts a value in a message.
- * @see ../../shared/design.md section 1
+ * @see docs/configuration.md#sources
  */
 export function resolveSource(name: string, input: SourceInput, ctx: ResolveContext): Result<SourceConfig, ConfigIssue[]> {
   const issues: ConfigIssue[] = [];

@@ -50,7 +50,7 @@ function attempt(call: UpstreamCall, headers: Headers, deps: ForwardDeps): Promi
  * a request that may be sent twice. Waits are timers, never a busy loop.
  * When retries run out on a retryable status, the upstream's last answer is
  * returned as it is.
- * @see ../../shared/design.md section 1a (retry parameters)
+ * @see docs/proxy.md#retries
  */
 export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<ForwardResult> {
   const maxAttempts = call.retryable && !(call.body instanceof ReadableStream) ? call.retry.maxAttempts : 1;
@@ -84,7 +84,7 @@ export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<Fo
  * {@link forward} with the source's credentials: an upstream 401 on a cached
  * token drops that token and, when a fresh one can be had and the body can be
  * sent again, sends the request exactly once more.
- * @see ../../shared/design.md section 3 (a 401 on a cached token)
+ * @see docs/upstream-auth.md#the-token-cache
  */
 export async function forwardAuthenticated(call: UpstreamCall, credentials: Pick<UpstreamCredentials, "invalidate">, deps: ForwardDeps): Promise<ForwardResult> {
   const first = await forward(call, deps);
