@@ -54,7 +54,11 @@ function attempt(call: UpstreamCall, headers: Headers, deps: ForwardDeps): Promi
  * configured statuses, network errors and per-attempt timeouts, but only for
  * a request that may be sent twice. Waits are timers, never a busy loop.
  * When retries run out on a retryable status, the upstream's last answer is
- * returned as it is.
+ * returned as it is. A call that carries the source's `protection` policy
+ * also passes its circuit breaker, Retry-After hold and retry budget
+ * (docs/protection.md): a retry they refuse ends the loop the same way, and
+ * a source they hold is answered without a call.
+ * @throws CircuitOpenError or SourceHeldError (src/protection/errors.ts) when the source is not to be called now
  * @see ../../shared/design.md section 1a (retry parameters)
  */
 export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<ForwardResult> {
@@ -66,16 +70,19 @@ export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<Fo
   const mayRetry = (delayMs: number) => (guard ? guard.retryAfter(delayMs, call.retry.maxBackoffWait * 1000, deps.now()) : delayMs);
   for (let n = 1; ; n++) {
     const ticket = guard?.admit(n, deps.now());
-    let response: Response;
+    let headers: Headers;
     try {
       // Credentials come first and outside the retry: a token endpoint's refusal is not a network error.
-      const headers = await call.headers().catch((error: unknown) => {
-        if (ticket) guard?.settle(ticket, { kind: "cancelled" }, deps.now());
-        throw new CredentialsFailed(error);
-      });
+      headers = await call.headers();
+    } catch (error) {
+      // Nothing went upstream: hand a probe's turn back.
+      if (ticket) guard?.settle(ticket, { kind: "cancelled" }, deps.now());
+      throw error;
+    }
+    let response: Response;
+    try {
       response = await attempt(call, headers, deps);
     } catch (error) {
-      if (error instanceof CredentialsFailed) throw error.cause;
       const outcome = attemptOutcome(error, error instanceof FetchTimeoutError);
       if (ticket) guard?.settle(ticket, outcome, deps.now());
       const wait = n < maxAttempts && outcome.kind !== "cancelled" ? mayRetry(backoffDelay(n, call.retry, deps.random)) : undefined;
@@ -100,11 +107,6 @@ export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<Fo
     }
     return { response, attempts: n };
   }
-}
-
-/** A credentials failure, carried past the attempt's catch unchanged. */
-class CredentialsFailed {
-  constructor(readonly cause: unknown) {}
 }
 
 /**
