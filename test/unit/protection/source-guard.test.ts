@@ -3,6 +3,7 @@
  * Retry-After hold and the retry budget together, as `forward()` uses them,
  * with the clock passed in.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { ProtectionPolicy } from "../../../src/config/types.ts";
 import { CircuitOpenError, SourceHeldError } from "../../../src/protection/errors.ts";
@@ -100,5 +101,55 @@ describe("the retry budget in the guard", () => {
     const status = g.status(0).retryBudget;
     expect(status).toMatchObject({ requestsInWindow: 1, retriesInWindow: 1, timesExhausted: 1, percent: 20, minRetries: 1, windowSeconds: 10 });
     expect(status.lastExhaustedAt).toBe(new Date(0).toISOString());
+  });
+});
+
+describe("generated histories of a throttling source (seeded)", () => {
+  it("never admits an attempt during a hold, and only one at a time right after it", () => {
+    type Step = { kind: "advance"; ms: number } | { kind: "attempt" } | { kind: "answer"; pick: number; status: 200 | 429 | 503; retryAfterMs: number | undefined };
+    const step = fc.oneof(
+      fc.integer({ min: 1, max: 1500 }).map((ms): Step => ({ kind: "advance", ms })),
+      fc.constant<Step>({ kind: "attempt" }),
+      fc
+        .tuple(fc.nat(), fc.constantFrom(200 as const, 429 as const, 503 as const), fc.option(fc.integer({ min: 0, max: 3000 }), { nil: undefined }))
+        .map(([pick, status, retryAfterMs]): Step => ({ kind: "answer", pick, status, retryAfterMs })),
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 200 }), (steps) => {
+        // The breaker is off here: only the hold decides.
+        const g = new SourceGuard("ehr", { ...POLICY, circuitFailureThreshold: 0, probeLeaseMs: 100_000 });
+        let now = 0;
+        let heldUntil = -1;
+        let firstAfterHoldOut = false;
+        const out: Array<{ ticket: ReturnType<SourceGuard["admit"]>; firstAfterHold: boolean }> = [];
+        for (const s of steps) {
+          if (s.kind === "advance") now += s.ms;
+          else if (s.kind === "attempt") {
+            let ticket;
+            try {
+              ticket = g.admit(1, now);
+            } catch {
+              continue;
+            }
+            expect(now, "admitted during a hold").toBeGreaterThanOrEqual(heldUntil);
+            const firstAfterHold = heldUntil >= 0;
+            if (firstAfterHold) expect(firstAfterHoldOut, "two attempts out right after a hold").toBe(false);
+            firstAfterHoldOut ||= firstAfterHold;
+            out.push({ ticket, firstAfterHold });
+          } else if (out.length > 0) {
+            const [a] = out.splice(s.pick % out.length, 1);
+            g.settle(a!.ticket, { kind: "response", status: s.status, retryAfterMs: s.retryAfterMs }, now);
+            if (s.status !== 200 && s.retryAfterMs !== undefined) {
+              heldUntil = Math.max(heldUntil, now + s.retryAfterMs);
+              firstAfterHoldOut = false;
+            } else if (a!.firstAfterHold && firstAfterHoldOut) {
+              heldUntil = -1;
+              firstAfterHoldOut = false;
+            }
+          }
+        }
+      }),
+      { seed: 20261203, numRuns: 300 },
+    );
   });
 });
