@@ -12,7 +12,7 @@ export function Document({ title, nonce, children, script = false }: { title: st
       <head>
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="referrer" content="no-referrer" />
+        <meta name="referrer" content="same-origin" />
         <meta name="robots" content="noindex" />
         <title>{title}</title>
         {/* No favicon request: the edge has none, and a 404 would be noise. */}

@@ -19,7 +19,9 @@ export function consoleHeaders(nonce: string): Record<string, string> {
   return {
     "Content-Security-Policy": csp,
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
+    // Not no-referrer: under it browsers send `Origin: null` on the forms' own posts, which the
+    // origin check must refuse. same-origin sends nothing to any other origin.
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",

@@ -142,7 +142,7 @@ function SourceCard({ source, now }: { source: JsonObject; now: number }) {
         ) : null}
         <dt>retries</dt>
         <dd>
-          {asNumber(retry.maxAttempts) ?? "?"} attempts, timeout {asNumber(source.timeoutSeconds) ?? "?"} s, rewrite {asString(source.rewriteBodies) ?? "bundles"}
+          {asNumber(retry.maxAttempts) === 1 ? "1 attempt" : `${asNumber(retry.maxAttempts) ?? "?"} attempts`}, timeout {asNumber(source.timeoutSeconds) ?? "?"} s, rewrite {asString(source.rewriteBodies) ?? "bundles"}
         </dd>
         <More value={source} known={SOURCE_FIELDS} />
       </dl>
@@ -150,13 +150,16 @@ function SourceCard({ source, now }: { source: JsonObject; now: number }) {
   );
 }
 
-/** How many deliveries a target is behind: the relay's own count when it gives one, else events past its position. */
+/**
+ * How far a target is behind: the relay's own pending count when it gives one
+ * (deliveries), else whether events past its position exist (a count of
+ * event numbers would overstate it: given-up gaps hold no deliveries).
+ */
 function behindBy(target: JsonObject, lastEventNumber: number | undefined): number | undefined {
   const pending = asNumber(target.pending);
   if (pending !== undefined) return pending;
-  const at = asNumber(target.lastEvent);
   if (lastEventNumber === undefined) return undefined;
-  return Math.max(0, lastEventNumber - (at ?? 0));
+  return (asNumber(target.lastEvent) ?? 0) < lastEventNumber ? 1 : 0;
 }
 
 export function channelHealth(channel: JsonObject): Health {
@@ -168,6 +171,13 @@ export function channelHealth(channel: JsonObject): Health {
 
 function replayLink(root: string, channel: string, since: number): string {
   return `${root}/admin/channels/${encodeURIComponent(channel)}/events?since=${since}`;
+}
+
+function pendingCell(target: JsonObject, behind: number | undefined, lastEventNumber: number | undefined): Child {
+  if (behind === undefined) return "?";
+  if (behind === 0) return "0";
+  const pending = asNumber(target.pending);
+  return <Badge health="warn">{pending !== undefined ? `${pending} behind` : `behind #${lastEventNumber ?? "?"}`}</Badge>;
 }
 
 function TargetsTable({ channel, root, lastEventNumber, at }: { channel: JsonObject; root: string; lastEventNumber: number | undefined; at: number }) {
@@ -203,7 +213,7 @@ function TargetsTable({ channel, root, lastEventNumber, at }: { channel: JsonObj
                   {more.length > 0 ? <div class="muted">{more.map(([k, v]) => `${label(k)}: ${scalar(v)}`).join("; ")}</div> : null}
                 </td>
                 <td class="num">{lastEvent ?? "none"}</td>
-                <td class="num">{behind === undefined ? "?" : (behind > 0 ? <Badge health="warn">{`${behind} behind`}</Badge> : "0")}</td>
+                <td class="num">{pendingCell(t, behind, lastEventNumber)}</td>
                 <td class="num">{failures > 0 ? <Badge health="bad">{String(failures)}</Badge> : "0"}</td>
                 <td>{asString(t.nextAttemptAt) ? ago(t.nextAttemptAt, at) : "none"}</td>
                 <td class="num">{asNumber(t.dropped) ?? 0}</td>
@@ -320,7 +330,7 @@ function Summary({ sources, channels, errors }: { sources: JsonObject[]; channel
       {allGood ? <Badge health="ok">all well</Badge> : null}
       {down > 0 ? <Badge health="bad">{`${down} unreachable`}</Badge> : null}
       {broken > 0 ? <Badge health="bad">{`${broken} misconfigured`}</Badge> : null}
-      {lagging > 0 ? <Badge health="warn">{`${lagging} channel${lagging > 1 ? "s" : ""} need attention`}</Badge> : null}
+      {lagging > 0 ? <Badge health="warn">{`${lagging} channel${lagging > 1 ? "s need" : " needs"} attention`}</Badge> : null}
       {errors > 0 ? <Badge health="bad">{`${errors} configuration error${errors > 1 ? "s" : ""}`}</Badge> : null}
     </section>
   );
