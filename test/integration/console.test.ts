@@ -14,14 +14,18 @@ import sparticuz from "@sparticuz/chromium";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { notification } from "../fixtures/notifications.ts";
-import { startFhirServer, type FhirServer } from "../peers/fhir-server.ts";
+import { demoPatients, startFhirServer, type FhirServer } from "../peers/fhir-server.ts";
+import { startOAuthServer, type OAuthServer } from "../peers/oauth-server.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "../peers/webhook-receiver.ts";
 import { startEdge, type Edge } from "./support/edge.ts";
 
 const ADMIN_KEY = "ops-console-key-5d1e";
+const APP_KEY = "app-key-3c9b";
 const CHANNEL_SECRET = "console-channel-secret-77a0";
+const CLIENT_SECRET = "console-oauth-secret-1f2e";
 const SCREENSHOT = "docs/console.png";
 
+let oauth: OAuthServer;
 let healthy: FhirServer;
 let down: http.Server;
 let downPort: number;
@@ -62,7 +66,9 @@ interface StatusJson {
 }
 
 beforeAll(async () => {
-  healthy = await startFhirServer();
+  oauth = await startOAuthServer({ clients: [{ clientId: "console-edge", secret: CLIENT_SECRET, authMethod: "client_secret_basic" }] });
+  healthy = await startFhirServer({ expectAuthorization: async (h) => !!h?.startsWith("Bearer ") && (await oauth.verifyAccessToken(h.slice(7))) });
+  await healthy.seed(demoPatients(2));
   down = http.createServer((_req, res) => res.writeHead(500, { "Content-Type": "text/plain" }).end("down for maintenance"));
   await new Promise<void>((resolve) => down.listen(0, "127.0.0.1", resolve));
   downPort = (down.address() as AddressInfo).port;
@@ -79,15 +85,17 @@ beforeAll(async () => {
   };
   edge = await startEdge(
     {
-      PROXY_API_KEYS: `ops:${ADMIN_KEY},app:app-key-3c9b`,
+      PROXY_API_KEYS: `ops:${ADMIN_KEY},app:${APP_KEY}`,
       PROXY_ADMIN_CLIENTS: "ops",
-      FHIR_SOURCE_HEALTHY: `fhir+${healthy.url}`,
+      FHIR_SOURCE_HEALTHY: `fhir+${healthy.url}?client_id=console-edge&client_secret=env:HEALTHY_SECRET&token_url=${oauth.tokenUrl}`,
       FHIR_SOURCE_RECORDS: `fhir+http://127.0.0.1:${downPort}/fhir?max_attempts=1`,
       FHIR_SOURCE_BROKEN: "fhir://broken.example/r4?max_attempts=zero",
       FHIR_CHANNELS: JSON.stringify(channels),
     },
-    { CHANNEL_SECRET, CONSOLE_SESSION_SECRET: "console-session-secret-for-the-browser-test" },
+    { CHANNEL_SECRET, HEALTHY_SECRET: CLIENT_SECRET, CONSOLE_SESSION_SECRET: "console-session-secret-for-the-browser-test" },
   );
+  // One request through the healthy source, so it holds a token whose expiry the console shows.
+  expect((await edge.fetch("/healthy/Patient?_count=1", { headers: { "X-Api-Key": APP_KEY } })).status).toBe(200);
   // Event 1, then 4: events 2 and 3 are missing, and the source answers $events with 500.
   const subscription = `http://127.0.0.1:${downPort}/fhir/Subscription/adm-1`;
   for (const events of [[1], [4]]) {
@@ -115,6 +123,7 @@ afterAll(async () => {
   await edge?.close();
   await receiver?.close();
   await healthy?.close();
+  await oauth?.close();
   await new Promise<void>((resolve) => {
     down?.close(() => resolve());
     down?.closeAllConnections();
@@ -124,7 +133,7 @@ afterAll(async () => {
 describe("console in a real browser (headless Chromium)", () => {
   it("signs in with the admin key, shows every source and the channel's trouble, refreshes in place, signs out", async () => {
     const origin = new URL(edge.url).origin;
-    const context = await browser!.newContext({ viewport: { width: 1180, height: 900 } });
+    const context = await browser!.newContext({ viewport: { width: 1040, height: 900 } });
     const page = await context.newPage();
     const consoleErrors: string[] = [];
     const foreignRequests: string[] = [];
@@ -151,7 +160,11 @@ describe("console in a real browser (headless Chromium)", () => {
 
     const healthySource = page.locator('[data-source="healthy"]');
     await expect.poll(() => healthySource.textContent()).toContain("reachable");
-    expect(await healthySource.textContent()).toContain("HTTP 200");
+    const healthyText = (await healthySource.textContent())!;
+    expect(healthyText).toContain("HTTP 200");
+    expect(healthyText).toContain("client-credentials");
+    expect(healthyText).toMatch(/token\s*expires in [1-5] min/);
+    expect(healthyText).not.toContain(CLIENT_SECRET);
     const failing = await page.locator('[data-source="records"]').textContent();
     expect(failing).toContain("unreachable");
     expect(failing).toContain("HTTP 500");

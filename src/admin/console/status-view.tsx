@@ -173,11 +173,11 @@ function replayLink(root: string, channel: string, since: number): string {
   return `${root}/admin/channels/${encodeURIComponent(channel)}/events?since=${since}`;
 }
 
-function pendingCell(target: JsonObject, behind: number | undefined, lastEventNumber: number | undefined): Child {
+function pendingCell(target: JsonObject, behind: number | undefined): Child {
   if (behind === undefined) return "?";
   if (behind === 0) return "0";
   const pending = asNumber(target.pending);
-  return <Badge health="warn">{pending !== undefined ? `${pending} behind` : `behind #${lastEventNumber ?? "?"}`}</Badge>;
+  return <Badge health="warn">{pending !== undefined ? `${pending} behind` : "behind"}</Badge>;
 }
 
 function TargetsTable({ channel, root, lastEventNumber, at }: { channel: JsonObject; root: string; lastEventNumber: number | undefined; at: number }) {
@@ -213,7 +213,7 @@ function TargetsTable({ channel, root, lastEventNumber, at }: { channel: JsonObj
                   {more.length > 0 ? <div class="muted">{more.map(([k, v]) => `${label(k)}: ${scalar(v)}`).join("; ")}</div> : null}
                 </td>
                 <td class="num">{lastEvent ?? "none"}</td>
-                <td class="num">{pendingCell(t, behind, lastEventNumber)}</td>
+                <td class="num">{pendingCell(t, behind)}</td>
                 <td class="num">{failures > 0 ? <Badge health="bad">{String(failures)}</Badge> : "0"}</td>
                 <td>{asString(t.nextAttemptAt) ? ago(t.nextAttemptAt, at) : "none"}</td>
                 <td class="num">{asNumber(t.dropped) ?? 0}</td>

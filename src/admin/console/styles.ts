@@ -23,7 +23,7 @@ h4{font-size:.9rem;margin:.9rem 0 .3rem;color:var(--muted)}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;margin:0}
 dt{color:var(--muted)}
 dd{margin:0;min-width:0}
-.badge{display:inline-block;font-size:.75rem;font-weight:600;padding:.05rem .45rem;border-radius:999px;border:1px solid currentColor}
+.badge{display:inline-block;white-space:nowrap;font-size:.75rem;font-weight:600;padding:.05rem .45rem;border-radius:999px;border:1px solid currentColor}
 .badge.ok{color:var(--ok)}.badge.warn{color:var(--warn)}.badge.bad{color:var(--bad)}
 .summary{display:flex;flex-wrap:wrap;gap:.5rem}
 .summary .badge{font-size:.85rem;padding:.2rem .6rem}
@@ -31,7 +31,8 @@ dd{margin:0;min-width:0}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
 th{color:var(--muted);font-weight:600;white-space:nowrap}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td a{white-space:nowrap}
 tr.behind td:first-child{box-shadow:inset 3px 0 var(--warn)}
 ul.issues{margin:.3rem 0 0;padding-left:1.1rem}
 .muted{color:var(--muted)}
