@@ -4,7 +4,8 @@
  * with the edge built by createEdge and its upstream probe answered in-process (the real
  * browser and real peers are in test/integration/console.test.ts).
  */
-import { describe, expect, it } from "vitest";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createEdge } from "../../../src/app.ts";
 import { prefersHtml } from "../../../src/admin/console/negotiate.ts";
 import { SESSION_COOKIE, SESSION_TTL_SECONDS } from "../../../src/auth/inbound/session-cookie.ts";
@@ -254,5 +255,53 @@ describe("console: a session cookie that is tampered with or expired is refused"
     const app = createEdge({ deps: { now: () => T0 } });
     const res = await app.request(`${ORIGIN}/status`, { headers: { Cookie: cookie } }, { ...ENV, PROXY_API_KEYS: "app:app-key-1", PROXY_ADMIN_CLIENTS: "ops" });
     expect(res.status).toBe(401);
+  });
+});
+
+describe("console: mounted under a prefix of another hono app", () => {
+  it("keeps the mount path in its links, form actions, refresh URL and redirects", async () => {
+    const { Hono } = await import("hono");
+    const parent = new Hono();
+    parent.route("/fhir", createEdge({ deps: { now: () => T0, fetch: async () => new Response("{}") } }));
+    const call = (path: string, init: RequestInit = {}) => parent.request(`${ORIGIN}${path}`, init, ENV);
+    const page = await (await call("/fhir/status", { headers: { "X-Api-Key": "ops-key-2", Accept: HTML } })).text();
+    expect(page).toContain('action="/fhir/admin/console/sign-out"');
+    expect(page).toContain('data-src="/fhir/admin/console/live"');
+    const unsigned = await call("/fhir/status", { headers: { Accept: HTML }, redirect: "manual" });
+    expect(unsigned.headers.get("Location")).toBe("/fhir/admin/console/sign-in");
+    const form = await (await call("/fhir/admin/console/sign-in", { headers: { Accept: HTML } })).text();
+    expect(form).toContain('action="/fhir/admin/console/sign-in"');
+    const signedIn = await call("/fhir/admin/console/sign-in", {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", Origin: ORIGIN },
+      body: "credential=ops-key-2",
+      redirect: "manual",
+    });
+    expect(signedIn.headers.get("Location")).toBe("/fhir/status");
+  });
+});
+
+describe("console: sign-in with a JWT (PROXY_AUTH=jwt)", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("takes an admin's JWT from the form, and the session ends no later than the token", async () => {
+    const { publicKey, privateKey } = await generateKeyPair("ES256");
+    const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256" }] };
+    vi.spyOn(globalThis, "fetch").mockImplementation(async () => Response.json(jwks));
+    const jwtEnv = { PROXY_AUTH: "jwt", PROXY_JWT_JWKS_URL: "https://idp.example/jwks", PROXY_JWT_ISSUER: "https://idp.example", PROXY_JWT_AUDIENCE: "edge", PROXY_ADMIN_CLIENTS: "ops-robot", CONSOLE_SESSION_SECRET: SESSION_SECRET };
+    const sign = (sub: string) =>
+      new SignJWT({ scope: "system/*.rs" }).setProtectedHeader({ alg: "ES256", kid: "k1" }).setIssuer("https://idp.example").setAudience("edge").setSubject(sub).setIssuedAt().setExpirationTime("120s").sign(privateKey);
+    const app = createEdge({ deps: { fetch: async () => new Response("{}") } });
+    const post = async (credential: string) =>
+      app.request(`${ORIGIN}/admin/console/sign-in`, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded", Origin: ORIGIN }, body: new URLSearchParams({ credential }).toString(), redirect: "manual" }, jwtEnv);
+    const res = await post(await sign("ops-robot"));
+    expect(res.status).toBe(303);
+    const maxAge = Number(/Max-Age=(\d+)/.exec(res.headers.get("Set-Cookie")!)![1]);
+    expect(maxAge).toBeGreaterThan(60);
+    expect(maxAge).toBeLessThanOrEqual(120);
+    const status = await app.request(`${ORIGIN}/status`, { headers: { Cookie: cookieOf(res) } }, jwtEnv);
+    expect(status.status).toBe(200);
+    expect((await post(await sign("analytics-app"))).status).toBe(403);
+    expect((await post("not-a-jwt")).status).toBe(401);
   });
 });
