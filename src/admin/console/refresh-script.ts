@@ -12,13 +12,18 @@ export const REFRESH_SCRIPT = `(() => {
   let timer;
   let stopped = false;
   async function tick() {
-    timer = undefined;
-    if (document.hidden) return;
+    // "busy" keeps a visibility change from starting a second fetch while one is out.
+    timer = "busy";
+    if (document.hidden) {
+      timer = undefined;
+      return;
+    }
     try {
       const res = await fetch(live.dataset.src, { headers: { Accept: "text/html" }, credentials: "same-origin", cache: "no-store", redirect: "error" });
       if (res.status === 401 || res.status === 403) {
         note.textContent = "Session ended: reload the page to sign in again.";
         stopped = true;
+        timer = undefined;
         return;
       }
       if (res.ok) {
