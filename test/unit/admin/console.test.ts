@@ -8,6 +8,7 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createEdge } from "../../../src/app.ts";
 import { prefersHtml } from "../../../src/admin/console/negotiate.ts";
+import { StatusView } from "../../../src/admin/console/status-view.tsx";
 import { SESSION_COOKIE, SESSION_TTL_SECONDS } from "../../../src/auth/inbound/session-cookie.ts";
 import type { ForwardDeps } from "../../../src/proxy/forward.ts";
 
@@ -303,5 +304,38 @@ describe("console: sign-in with a JWT (PROXY_AUTH=jwt)", () => {
     expect(status.status).toBe(200);
     expect((await post(await sign("analytics-app"))).status).toBe(403);
     expect((await post("not-a-jwt")).status).toBe(401);
+  });
+});
+
+describe("console: renders defensively from the JSON", () => {
+  const render = async (report: unknown) => String(await (StatusView({ report, now: T0, root: "" }) as unknown as { toString(): string | Promise<string> }).toString());
+
+  it("shows fields the relay adds (a target's pending count, WebSocket subscribers, replay reach) when present", async () => {
+    const html = await render({
+      sources: [],
+      channels: [
+        {
+          name: "adt",
+          state: "ok",
+          source: "ehr",
+          lastEventNumber: 9,
+          webSocketSubscribers: 2,
+          replayFrom: 4,
+          gaps: [],
+          targets: [{ target: "https://app.example/hook", lastEvent: 6, pending: 3, failures: 1, nextAttemptAt: new Date(T0 + 4000).toISOString(), lastStatus: "503", dropped: 0, delivered: 6, signing: "standard-webhooks" }],
+        },
+      ],
+    });
+    expect(html).toContain("3 behind");
+    expect(html).toContain("in 4 s");
+    expect(html).toMatch(/web socket subscribers<\/dt><dd>2</);
+    expect(html).toMatch(/replay from<\/dt><dd>4</);
+    expect(html).toContain("signing: standard-webhooks");
+  });
+
+  it("does not throw on missing or odd fields", async () => {
+    for (const report of [null, {}, { sources: "x", channels: [null, 3, { name: 5 }] }, { sources: [{ name: "a", state: "ok", reachability: "?" }], configurationErrors: [{}] }]) {
+      expect(await render(report)).toContain("Sources");
+    }
   });
 });
