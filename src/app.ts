@@ -1,6 +1,8 @@
 import { Hono } from "hono";
 import { requireAdmin } from "./admin/require-admin.ts";
 import { statusHandler } from "./admin/status.ts";
+import { consoleGate, liveFragmentHandler, signInFormHandler, signInHandler, signOutHandler } from "./admin/console/routes.tsx";
+import { sessionOrInbound } from "./auth/inbound/session-cookie.ts";
 import { aggregateBatchHandler } from "./aggregate/batch-handler.ts";
 import type { AggregateHandlers } from "./aggregate/custom.ts";
 import { aggregateSearchHandler, type AggregateRouteOptions } from "./aggregate/search-handler.ts";
@@ -59,12 +61,19 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   });
   app.notFound((c) => renderError(new NotFoundError("route-not-found", "No such route on this edge"), c.get("requestId")));
 
-  // Operations (admin clients only); the edge's own statement and public keys (public).
-  app.get("/status", inboundAuth(), requireAdmin(), rateLimit("admin"), statusHandler(deps));
+  // Operations (admin clients only): JSON, or the console's page to a browser, which may
+  // sign in with a session cookie; the edge's own statement and public keys (public).
+  const gate = consoleGate(deps.now);
+  app.get("/", gate, rateLimit("admin"), statusHandler(deps));
+  app.get("/status", gate, rateLimit("admin"), statusHandler(deps));
+  app.get("/admin/console/sign-in", signInFormHandler);
+  app.post("/admin/console/sign-in", signInHandler(deps.now));
+  app.post("/admin/console/sign-out", signOutHandler);
+  app.get("/admin/console/live", sessionOrInbound(deps.now), requireAdmin(), rateLimit("admin"), liveFragmentHandler(deps));
   app.get("/metadata", edgeMetadataHandler(deps.now));
   app.get("/.well-known/jwks.json", jwksHandler);
   app.post("/admin/channels/:channel/register", inboundAuth(), requireAdmin(), rateLimit("admin"), registerHandler(deps));
-  app.get("/admin/channels/:channel/events", inboundAuth(), requireAdmin(), rateLimit("admin"), replayHandler);
+  app.get("/admin/channels/:channel/events", sessionOrInbound(deps.now), requireAdmin(), rateLimit("admin"), replayHandler);
 
   // Subscription notifications in: authenticated by the channel's own secret.
   app.post("/webhooks/:channel", rateLimit("webhooks"), webhookHandler);
