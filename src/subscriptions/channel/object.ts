@@ -22,6 +22,8 @@ export interface ChannelDeps {
   fetch: (request: Request) => Promise<Response>;
   /** Calls to the channel's source (`$events`, `$status`). */
   source: SourceGet;
+  /** Asks for the alarm to run at `at` (or earlier, if one is set earlier and not past). */
+  setAlarm: (at: number, now: number) => Promise<void>;
 }
 
 /**
@@ -40,7 +42,17 @@ export class ChannelObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env, deps: Partial<ChannelDeps> = {}) {
     super(ctx, env);
-    this.#deps = { now: Date.now, random: Math.random, fetch: (r) => fetch(r), source: sourceClient(env as unknown as EdgeBindings), ...deps };
+    this.#deps = {
+      now: Date.now,
+      random: Math.random,
+      fetch: (r) => fetch(r),
+      source: sourceClient(env as unknown as EdgeBindings),
+      setAlarm: async (at, now) => {
+        const current = await ctx.storage.getAlarm();
+        if (current === null || current > at || current < now) await ctx.storage.setAlarm(at);
+      },
+      ...deps,
+    };
     // Synchronous SQLite: the migrations finish before any request or alarm reaches the object.
     this.#store = new ChannelStore(ctx.storage, this.#deps.now());
   }
@@ -127,8 +139,6 @@ export class ChannelObject extends DurableObject<Env> {
   async #schedule(channel: ChannelConfig): Promise<void> {
     const now = this.#deps.now();
     const at = nextAlarmAt(this.#store, channel, now);
-    if (at === undefined) return;
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at || current < now) await this.ctx.storage.setAlarm(at);
+    if (at !== undefined) await this.#deps.setAlarm(at, now);
   }
 }

@@ -31,7 +31,8 @@ const NUM_RUNS = Number(bindings.MODEL_RUNS || 500);
 interface Receipt {
   ok: boolean;
   delivery: number;
-  events: number[];
+  /** Read after the history: reading a body is an I/O turn, which commits storage and costs milliseconds. */
+  request: Request;
 }
 
 /** The world around the object: the source's event log, and the targets. Also the reference model. */
@@ -62,7 +63,7 @@ class World {
     if (!target) throw new Error(`no target ${request.url}`);
     const failing = target.down || target.failNext > 0;
     if (target.failNext > 0) target.failNext--;
-    target.receipts.push({ ok: !failing, delivery: Number(request.headers.get("X-Fhir-Edge-Delivery")), events: eventNumbersOf(JSON.parse(await request.text())) });
+    target.receipts.push({ ok: !failing, delivery: Number(request.headers.get("X-Fhir-Edge-Delivery")), request });
     return new Response(null, { status: failing ? 503 : 200 });
   };
 
@@ -193,77 +194,81 @@ const commands = [
   ),
 ];
 
-/** Runs one history, settles it, and checks every invariant. */
-async function runHistory(format: Format, history: Iterable<Command>, name: string): Promise<void> {
-  const stub = CHANNELS.get(CHANNELS.idFromName(name));
-  await runInDurableObject(stub, async (_instance, state) => {
-    // Far ahead of the wall clock: the platform's own alarm for this object never fires during the test.
-    const world = new World(format, Date.now() + 86_400_000);
-    const deps = { now: () => world.clock, random: () => 0.5, fetch: world.fetch, source: world.source };
-    const real: Real = {
-      object: new ChannelObject(state, env as unknown as Env, deps),
-      restart() {
-        this.object = new ChannelObject(state, env as unknown as Env, deps);
-        return this.object;
-      },
-    };
-    await fc.asyncModelRun(() => ({ model: world, real }), history);
-
-    // Settle: every target back, the source announces its count, time moves on until nothing is due.
-    for (const t of world.targets.values()) Object.assign(t, { down: false, failNext: 0 });
-    await accept(real, world.bundle("heartbeat"));
-    for (let i = 0; i < 40; i++) {
-      world.clock += 120_000;
-      await alarm(real);
-      const s = await real.object.status(CHANNEL);
-      if (s.pendingDeliveries === 0 && s.heldOutOfOrder === 0 && s.pendingGap === null) break;
-    }
-    world.clock += REPLAY_WINDOW_MS + 1;
-    await alarm(real);
-
-    const status = await real.object.status(CHANNEL);
-    const expected: number[] = [];
-    for (let n = 1; n <= world.generated; n++) if (!world.lost.has(n)) expected.push(n);
-    for (const [name, target] of world.targets) {
-      const ok = target.receipts.filter((r) => r.ok);
-      const all = ok.flatMap((r) => r.events);
-      const firstSeen = all.filter((n, i) => all.indexOf(n) === i);
-      // First-seen order strictly increasing, and every event the source has (but cannot-return ones) delivered.
-      expect(firstSeen, `${name}: first-seen events`).toEqual(expected);
-      // Nothing delivered that the source did not send.
-      expect(all.filter((n) => n < 1 || n > world.generated || world.lost.has(n)), `${name}: foreign events`).toEqual([]);
-      // Delivery sequence numbers never reused: strictly increasing over successful deliveries.
-      expect(ok.every((r, i) => i === 0 || r.delivery > ok[i - 1]!.delivery), `${name}: delivery numbers increase`).toBe(true);
-      const row = status.targets.find((t) => t.target.endsWith(`/${name}`));
-      expect(row?.pending, `${name}: pending`).toBe(0);
-      expect(row?.dropped, `${name}: dropped`).toBe(0);
-    }
-    // What the source could not return is recorded as unrecoverable, exactly, and counted.
-    const gapEvents = state.storage.sql
-      .exec<{ from_event: number; to_event: number }>("SELECT from_event, to_event FROM gaps")
-      .toArray()
-      .flatMap((g) => Array.from({ length: g.to_event - g.from_event + 1 }, (_, i) => g.from_event + i))
-      .sort((a, b) => a - b);
-    expect(gapEvents, "unrecoverable events").toEqual([...world.lost].sort((a, b) => a - b));
-    expect(status.unrecoverableEvents).toBe(world.lost.size);
-    expect(status.lastEventNumber).toBe(world.generated);
-    // Storage back to empty once every target has everything and the replay window has passed.
-    const left = state.storage.sql
-      .exec<{ n: number; o: number; h: number }>(
-        "SELECT (SELECT COUNT(*) FROM notifications) AS n, (SELECT COUNT(*) FROM outbox) AS o, (SELECT COUNT(*) FROM held_notifications) AS h",
-      )
-      .one();
-    expect(left, "storage left").toEqual({ n: 0, o: 0, h: 0 });
-  });
+/** Drops every table of the object (the platform's own excepted); the next ChannelObject migrates afresh. */
+function wipe(sql: SqlStorage): void {
+  const tables = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_cf_%' AND name NOT LIKE 'sqlite_%'").toArray();
+  for (const { name } of tables) sql.exec(`DROP TABLE "${name}"`);
 }
 
-let historyCount = 0;
+/** Runs one history, settles it, and checks every invariant. */
+async function runHistory(state: DurableObjectState, format: Format, history: Iterable<Command>): Promise<void> {
+  // One object for every history, emptied before each: a fresh Durable Object per history costs tens of milliseconds.
+  wipe(state.storage.sql);
+  // Far ahead of the wall clock: the platform's own alarm for this object never fires during the test.
+  const world = new World(format, Date.now() + 86_400_000);
+  const deps = { now: () => world.clock, random: () => 0.5, fetch: world.fetch, source: world.source };
+  const real: Real = {
+    object: new ChannelObject(state, env as unknown as Env, deps),
+    restart() {
+      this.object = new ChannelObject(state, env as unknown as Env, deps);
+      return this.object;
+    },
+  };
+  await fc.asyncModelRun(() => ({ model: world, real }), history);
+
+  // Settle: every target back, the source announces its count, time moves on until nothing is due.
+  for (const t of world.targets.values()) Object.assign(t, { down: false, failNext: 0 });
+  await accept(real, world.bundle("heartbeat"));
+  for (let i = 0; i < 40; i++) {
+    world.clock += 120_000;
+    await alarm(real);
+    const s = await real.object.status(CHANNEL);
+    if (s.pendingDeliveries === 0 && s.heldOutOfOrder === 0 && s.pendingGap === null) break;
+  }
+  world.clock += REPLAY_WINDOW_MS + 1;
+  await alarm(real);
+
+  const status = await real.object.status(CHANNEL);
+  const expected: number[] = [];
+  for (let n = 1; n <= world.generated; n++) if (!world.lost.has(n)) expected.push(n);
+  for (const [name, target] of world.targets) {
+    const ok = target.receipts.filter((r) => r.ok);
+    const all: number[] = [];
+    for (const r of ok) all.push(...eventNumbersOf(JSON.parse(await r.request.text())));
+    const firstSeen = all.filter((n, i) => all.indexOf(n) === i);
+    // First-seen order strictly increasing, and every event the source has (but cannot-return ones) delivered.
+    expect(firstSeen, `${name}: first-seen events`).toEqual(expected);
+    // Nothing delivered that the source did not send.
+    expect(all.filter((n) => n < 1 || n > world.generated || world.lost.has(n)), `${name}: foreign events`).toEqual([]);
+    // Delivery sequence numbers never reused: strictly increasing over successful deliveries.
+    expect(ok.every((r, i) => i === 0 || r.delivery > ok[i - 1]!.delivery), `${name}: delivery numbers increase`).toBe(true);
+    const row = status.targets.find((t) => t.target.endsWith(`/${name}`));
+    expect(row?.pending, `${name}: pending`).toBe(0);
+    expect(row?.dropped, `${name}: dropped`).toBe(0);
+  }
+  // What the source could not return is recorded as unrecoverable, exactly, and counted.
+  const gapEvents = state.storage.sql
+    .exec<{ from_event: number; to_event: number }>("SELECT from_event, to_event FROM gaps")
+    .toArray()
+    .flatMap((g) => Array.from({ length: g.to_event - g.from_event + 1 }, (_, i) => g.from_event + i))
+    .sort((a, b) => a - b);
+  expect(gapEvents, "unrecoverable events").toEqual([...world.lost].sort((a, b) => a - b));
+  expect(status.unrecoverableEvents).toBe(world.lost.size);
+  expect(status.lastEventNumber).toBe(world.generated);
+  // Storage back to empty once every target has everything and the replay window has passed.
+  const left = state.storage.sql
+    .exec<{ n: number; o: number; h: number }>(
+      "SELECT (SELECT COUNT(*) FROM notifications) AS n, (SELECT COUNT(*) FROM outbox) AS o, (SELECT COUNT(*) FROM held_notifications) AS h",
+    )
+    .one();
+  expect(left, "storage left").toEqual({ n: 0, o: 0, h: 0 });
+}
 
 describe("zero loss, over generated histories (strict sequencing, three targets)", () => {
   it(`every target ends with every event the source can return, in order; the rest is a counted gap; storage ends empty (${NUM_RUNS} histories of up to 60 commands)`, async () => {
-    await fc.assert(
+    await runInDurableObject(CHANNELS.get(CHANNELS.idFromName("model")), (_instance, state) => fc.assert(
       fc.asyncProperty(fc.constantFrom<Format>("R5", "R4B", "R4"), fc.commands(commands, { maxCommands: 60 }), async (format, history) => {
-        await runHistory(format, history, `model-${++historyCount}`);
+        await runHistory(state, format, history);
       }),
       {
         numRuns: NUM_RUNS,
@@ -271,6 +276,6 @@ describe("zero loss, over generated histories (strict sequencing, three targets)
         ...(bindings.MODEL_PATH ? { path: bindings.MODEL_PATH } : {}),
         verbose: 1,
       },
-    );
+    ));
   }, 600_000);
 });
