@@ -35,6 +35,8 @@ export interface ChannelConfig {
   /** Milliseconds an out-of-order event may wait for the ones before it before `$events` is asked. */
   gapGraceMs: number;
   retention: { maxEvents: number; maxAgeMs: number };
+  /** Milliseconds a notification every target has stays for replay (`GET /admin/channels/<channel>/events`), within the retention limits. */
+  replayWindowMs: number;
   targets: TargetConfig[];
 }
 
@@ -46,6 +48,7 @@ const CHANNEL_DEFAULTS = {
   maxBackoff: 30,
   retentionEvents: 10_000,
   retentionSeconds: 7 * 24 * 3600,
+  replayWindowSeconds: 24 * 3600,
 } as const;
 
 const KNOWN = new Set([
@@ -62,6 +65,7 @@ const KNOWN = new Set([
   "gapGracePeriod",
   "retentionEvents",
   "retentionSeconds",
+  "replayWindowSeconds",
 ]);
 const TARGET_KNOWN = new Set(["url", "headers", "signingSecret", "maxBackoff"]);
 
@@ -186,6 +190,7 @@ export function resolveChannel(
       maxEvents: seconds("retentionEvents", CHANNEL_DEFAULTS.retentionEvents, 1) ?? CHANNEL_DEFAULTS.retentionEvents,
       maxAgeMs: Math.round((seconds("retentionSeconds", CHANNEL_DEFAULTS.retentionSeconds, 60) ?? CHANNEL_DEFAULTS.retentionSeconds) * 1000),
     },
+    replayWindowMs: Math.round((seconds("replayWindowSeconds", CHANNEL_DEFAULTS.replayWindowSeconds, 0) ?? CHANNEL_DEFAULTS.replayWindowSeconds) * 1000),
     targets,
   };
   return issues.length > 0 ? err(issues) : ok(config);

@@ -6,7 +6,7 @@
  * specification's examples (test/fixtures/notifications.ts). No npm package implements these
  * operations, so this small server is the peer. Loopback only. Controlled from Node, or over
  * HTTP from workerd tests:
- *   PUT /control/subscriptions/<id>  {"format": "R5", "count": 5, "eventsSupported": true}
+ *   PUT /control/subscriptions/<id>  {"format": "R5", "count": 5, "eventsSupported": true, "missing": [3]}
  *   GET /control/requests             -> every request path received
  * Runs under Node 22 type stripping: only erasable TypeScript.
  */
@@ -20,6 +20,8 @@ export interface SubscriptionLog {
   count: number;
   /** false: `$events` answers 404, as a server without it would. */
   eventsSupported: boolean;
+  /** Events `$events` leaves out of its answer (a partial answer), as a server that no longer has them would. */
+  missing?: number[];
 }
 
 export interface SubscriptionSource {
@@ -73,7 +75,7 @@ export async function startSubscriptionSource(basePath = "/fhir"): Promise<Subsc
       const since = Number(url.searchParams.get("eventsSinceNumber") ?? 1);
       const until = Math.min(Number(url.searchParams.get("eventsUntilNumber") ?? log.count), log.count);
       const events: number[] = [];
-      for (let n = Math.max(1, since); n <= until; n++) events.push(n);
+      for (let n = Math.max(1, since); n <= until; n++) if (!log.missing?.includes(n)) events.push(n);
       send(200, notification(log.format, "query-event", { subscription, events, eventsSinceSubscriptionStart: log.count, base }));
     });
   });
