@@ -1,5 +1,7 @@
 import { err, ok, type Result } from "../result.ts";
+import { HOP_BY_HOP } from "../proxy/headers.ts";
 import { resolveEnvValue } from "./env-value.ts";
+import { HEADER_NAME } from "./source.ts";
 import { SOURCE_NAME, type ConfigIssue } from "./types.ts";
 
 export interface FilterBy {
@@ -68,6 +70,15 @@ const KNOWN = new Set([
   "replayWindowSeconds",
 ]);
 const TARGET_KNOWN = new Set(["url", "headers", "signingSecret", "maxBackoff"]);
+/**
+ * Headers of a delivery the edge sets itself (lower case): the body's type and
+ * length, the connection's own headers, the Standard Webhooks signature
+ * headers, and every `X-Fhir-Edge-*` header; a target's `headers` may not set them.
+ * @see https://www.rfc-editor.org/rfc/rfc9110#section-7.6.1
+ * @see https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
+ */
+const TARGET_RESERVED: ReadonlySet<string> = new Set([...HOP_BY_HOP, "content-type", "content-length", "host", "webhook-id", "webhook-timestamp", "webhook-signature"]);
+const reservedForTarget = (name: string) => TARGET_RESERVED.has(name.toLowerCase()) || name.toLowerCase().startsWith("x-fhir-edge-");
 
 /**
  * Validates one channel of `FHIR_CHANNELS`, resolving `env:NAME` secrets.
@@ -160,8 +171,12 @@ export function resolveChannel(
       const url = httpUrl(`${field}.url`, x.url);
       const headers: Array<[string, string]> = [];
       for (const [h, v] of Object.entries((x.headers ?? {}) as Record<string, unknown>)) {
+        if (HEADER_NAME.test(h) && reservedForTarget(h)) {
+          issue(`${field}.headers.${h}`, "reserved-header", `${field}.headers may not set ${h}: the edge sets it on every delivery`);
+          continue;
+        }
         const value = secretOf(`${field}.headers.${h}`, v);
-        if (value === undefined || /[\r\n\0]/.test(value) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h)) {
+        if (value === undefined || /[\r\n\0]/.test(value) || !HEADER_NAME.test(h)) {
           if (!issues.some((e) => e.field === `${field}.headers.${h}`)) issue(`${field}.headers.${h}`, "invalid-header", `header ${h} is not a valid header`);
         } else headers.push([h, value]);
       }

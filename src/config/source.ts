@@ -65,7 +65,8 @@ const KNOWN_FIELDS = new Set([
 ]);
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 const ALGS: ReadonlySet<string> = new Set<JwtAlg>(["RS384", "ES384", "RS256", "ES256"]);
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** An HTTP field name (token). @see https://www.rfc-editor.org/rfc/rfc9110#section-5.1 */
+export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Headers the edge owns on the upstream request; an extra header may not set them. */
 const RESERVED_HEADERS = new Set([
   "host",
