@@ -5,6 +5,7 @@ import { mapLimit, MAX_OPEN_CONNECTIONS } from "../aggregate/limit.ts";
 import type { ForwardDeps } from "../proxy/forward.ts";
 import { reachability } from "./reachability.ts";
 import { channelsStatus } from "../subscriptions/status.ts";
+import { bulkStatus } from "../bulk/status.ts";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -71,6 +72,7 @@ export const statusHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEn
         ? "AGGREGATE_CURSOR_SECRET"
         : "per isolate: AGGREGATE_CURSOR_SECRET is not set, so an aggregate's next link only works on the isolate that made it",
     },
+    bulk: bulkStatus(c.env),
     channels: await channelsStatus(c),
     configurationErrors: config.issues.map(({ subject, field, code, message }) => ({ subject, field, code, message })),
   });

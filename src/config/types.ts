@@ -61,6 +61,18 @@ export interface SourceConfig {
   /** Milliseconds per upstream attempt, until response headers arrive. */
   timeoutMs: number;
   rewriteBodies: "bundles" | "all";
+  bulk: BulkSettings;
+}
+
+/** How Bulk Data (`$export`) URLs of a source go through the edge (docs/bulk-data.md). */
+export interface BulkSettings {
+  /**
+   * `bulk_file_hosts`: hosts besides the source's own where the edge may fetch
+   * status and file URLs, lower-case, `host` (default port) or `host:port`.
+   */
+  fileHosts: readonly string[];
+  /** `bulk_proxy_all_files=true`: files that need no token upstream go through the edge too. */
+  proxyAllFiles: boolean;
 }
 
 export const SOURCE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
