@@ -29,7 +29,7 @@ const unknown = () => new NotFoundError("bulk-url-unknown", "No such Bulk Data l
  *   and errors (its OperationOutcome) pass through, not retried; a `200`
  *   manifest comes back rewritten (see {@link rewriteManifest});
  * - status `DELETE`: cancels the export upstream;
- * - file `GET`: streams the upstream's bytes as they come (encoding kept),
+ * - file `GET`: streams the upstream's bytes as they come (its Content-Encoding kept),
  *   cut off when the upstream stalls for longer than the source's `timeout`.
  * @see https://hl7.org/fhir/uv/bulkdata/export.html
  */
@@ -65,16 +65,17 @@ export const bulkHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEnv>
     requestId,
     credentials: claims.credentials,
     retryable: isFile,
-    rawBody: isFile,
   });
   c.set("logAttempts", attempts);
   if (attempts > 1) c.set("logIncident", true);
 
   if (isFile) {
-    const headers = answerHeaders(response.headers, source, edgeBase, secrets, requestId, false);
+    // The runtime hands the body over decoded and encodes it again as Content-Encoding says,
+    // so the upstream's encoding reaches the client but its length no longer fits.
+    const headers = answerHeaders(response.headers, source, edgeBase, secrets, requestId, response.headers.has("Content-Encoding"));
     const onStall = () => console.error(JSON.stringify({ msg: "bulk file stalled", requestId, source: source.name }));
     const body = response.body && method !== "HEAD" ? withReadTimeout(response.body, source.timeoutMs, onStall) : null;
-    return new Response(body, { status: response.status, headers, encodeBody: "manual" });
+    return new Response(body, { status: response.status, headers });
   }
 
   const contentType = response.headers.get("Content-Type") ?? "";

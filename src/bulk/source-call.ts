@@ -23,8 +23,6 @@ export interface SourceCallRequest {
   credentials: boolean;
   /** Whether the edge may send it again on a retryable status (a poll never is: the client's polling is the retry). */
   retryable: boolean;
-  /** Keep a compressed body compressed: the client gets the upstream's bytes and `Content-Encoding`. */
-  rawBody: boolean;
 }
 
 export interface SourceCallResult {
@@ -47,7 +45,6 @@ export async function callSource(request: SourceCallRequest): Promise<SourceCall
   const { source, deps } = request;
   const credentials = request.credentials ? credentialsFor(source, request.env, deps.now) : NO_CREDENTIALS;
   const extra = request.credentials ? source.headers : [];
-  const fetch = request.rawBody ? (r: Request) => deps.fetch(new Request(r, { encodeResponseBody: "manual" })) : deps.fetch;
   const { response, attempts } = await forwardAuthenticated(
     {
       sourceName: source.name,
@@ -60,7 +57,7 @@ export async function callSource(request: SourceCallRequest): Promise<SourceCall
       timeoutMs: source.timeoutMs,
     },
     credentials,
-    { ...deps, fetch },
+    deps,
   );
   if (response.status === 401 && request.credentials) {
     await response.body?.cancel();
