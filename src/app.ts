@@ -15,6 +15,8 @@ import { edgeMetadataHandler } from "./metadata/handler.ts";
 import { sourceMetadataHandler, smartConfigurationHandler } from "./proxy/discovery.ts";
 import { defaultDeps, type ForwardDeps } from "./proxy/forward.ts";
 import { proxyHandler } from "./proxy/handler.ts";
+import { rateLimit } from "./protection/rate-limit.ts";
+import { createProtection } from "./protection/source-guard.ts";
 import { requestContext } from "./request-context.ts";
 import { compileTransforms, type TransformHandlers } from "./transform/transforms.ts";
 import { registerHandler, replayHandler } from "./subscriptions/admin-routes.ts";
@@ -38,10 +40,11 @@ export interface EdgeOptions {
  * request goes; the deployable Worker is this factory with its defaults.
  * Mount it in an app of your own with `parent.route("/fhir", createEdge())`:
  * every URL the edge writes keeps the mount path.
- * @see ../shared/design.md sections 3 and 4
+ * @see docs/contract.md#3-routes
  */
 export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
-  const deps: ForwardDeps = { ...defaultDeps, ...options.deps };
+  // One set of circuit breakers, holds and retry budgets per app: per isolate for the deployed Worker.
+  const deps: ForwardDeps = { ...defaultDeps, protection: createProtection(), ...options.deps };
   const transformer = compileTransforms(options.transforms);
   const aggregate: AggregateRouteOptions = { deps, authorize: smartScopes, transformer, custom: handlersByType("aggregates", options.aggregates) };
   const app = new Hono<EdgeHonoEnv>();
@@ -58,18 +61,18 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   app.notFound((c) => renderError(new NotFoundError("route-not-found", "No such route on this edge"), c.get("requestId")));
 
   // Operations (admin clients only); the edge's own statement and public keys (public).
-  app.get("/status", inboundAuth(), requireAdmin(), statusHandler(deps));
+  app.get("/status", inboundAuth(), requireAdmin(), rateLimit("admin"), statusHandler(deps));
   app.get("/metadata", edgeMetadataHandler(deps.now));
   app.get("/.well-known/jwks.json", jwksHandler);
-  app.post("/admin/channels/:channel/register", inboundAuth(), requireAdmin(), registerHandler(deps));
-  app.get("/admin/channels/:channel/events", inboundAuth(), requireAdmin(), replayHandler);
+  app.post("/admin/channels/:channel/register", inboundAuth(), requireAdmin(), rateLimit("admin"), registerHandler(deps));
+  app.get("/admin/channels/:channel/events", inboundAuth(), requireAdmin(), rateLimit("admin"), replayHandler);
 
   // Subscription notifications in: authenticated by the channel's own secret.
-  app.post("/webhooks/:channel", webhookHandler);
+  app.post("/webhooks/:channel", rateLimit("webhooks"), webhookHandler);
 
   // One search across sources (GET), and a batch whose entries name their sources (POST).
-  app.all("/aggregate/:resourceType", inboundAuth(), aggregateSearchHandler(aggregate));
-  app.all("/aggregate", inboundAuth(), aggregateBatchHandler(aggregate));
+  app.all("/aggregate/:resourceType", inboundAuth(), rateLimit("client"), aggregateSearchHandler(aggregate));
+  app.all("/aggregate", inboundAuth(), rateLimit("client"), aggregateBatchHandler(aggregate));
   app.all("/aggregate/*", () => {
     throw new NotFoundError("route-not-found", "The aggregate routes are GET /aggregate/<ResourceType> and POST /aggregate");
   });
@@ -83,7 +86,7 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
 
   // Any FHIR interaction, proxied.
   const proxy = proxyHandler(deps, smartScopes, transformer);
-  app.all("/:source", inboundAuth(), proxy);
-  app.all("/:source/*", inboundAuth(), proxy);
+  app.all("/:source", inboundAuth(), rateLimit("client"), proxy);
+  app.all("/:source/*", inboundAuth(), rateLimit("client"), proxy);
   return app;
 }

@@ -3,6 +3,7 @@ import type { SourceConfig } from "../config/types.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { mapLimit, MAX_OPEN_CONNECTIONS } from "../aggregate/limit.ts";
 import type { ForwardDeps } from "../proxy/forward.ts";
+import { SourceGuard } from "../protection/source-guard.ts";
 import { reachability } from "./reachability.ts";
 import { channelsStatus } from "../subscriptions/status.ts";
 import { bulkStatus } from "../bulk/status.ts";
@@ -27,7 +28,7 @@ async function tokenState(c: Context<EdgeHonoEnv>, source: SourceConfig) {
  * token expiry (never the token), its last reachability check (a `metadata`
  * probe, cached for a minute per isolate), and every edge-wide configuration
  * problem.
- * @see ../../shared/design.md section 3, "Operations and discovery"
+ * @see docs/operations.md#get-status
  */
 export const statusHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEnv>): Promise<Response> => {
   c.set("logRoute", "status");
@@ -51,6 +52,8 @@ export const statusHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEn
       rewriteBodies: s.rewriteBodies,
       retry: { maxAttempts: s.retry.maxAttempts, statusCodes: [...s.retry.statusCodes], methods: [...s.retry.methods] },
       timeoutSeconds: s.timeoutMs / 1000,
+      // A source not called yet in this isolate has a closed circuit and an untouched budget.
+      protection: (deps.protection?.existing(s.name) ?? new SourceGuard(s.name, s.protection)).status(deps.now()),
     })),
   );
   const sources = [
@@ -71,6 +74,14 @@ export const statusHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEn
       cursorKey: config.aggregate.cursorSecret
         ? "AGGREGATE_CURSOR_SECRET"
         : "per isolate: AGGREGATE_CURSOR_SECRET is not set, so an aggregate's next link only works on the isolate that made it",
+    },
+    rateLimits: {
+      scope: "per Cloudflare location, approximate (Workers Rate Limiting)",
+      clients: Object.fromEntries(config.rateLimits.clients),
+      otherClients: config.rateLimits.otherClients ?? null,
+      admin: config.rateLimits.admin ?? null,
+      webhooks: config.rateLimits.webhooks ?? null,
+      keyBy: config.rateLimits.keyBy,
     },
     bulk: bulkStatus(c.env),
     channels: await channelsStatus(c),

@@ -9,7 +9,7 @@ import { err, ok, type Result } from "../result.ts";
  * for itself (an outcome entry here, a 500 there). The contract has no
  * per-client source list; were one added, it would be applied here, and
  * cursors naming a source outside it would be refused as foreign.
- * @see ../../../shared/design.md section 2
+ * @see docs/aggregate.md#get-aggregatetype
  */
 export function sourcesFor(config: EdgeConfig, _client: ClientIdentity): string[] {
   return declaredSources(config);

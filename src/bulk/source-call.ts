@@ -55,6 +55,8 @@ export async function callSource(request: SourceCallRequest): Promise<SourceCall
       retryable: request.retryable,
       retry: source.retry,
       timeoutMs: source.timeoutMs,
+      // The source's circuit breaker and retry budget cover its own calls, not a storage host's.
+      ...(request.credentials ? { protection: source.protection } : {}),
     },
     credentials,
     deps,

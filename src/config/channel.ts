@@ -68,7 +68,7 @@ const TARGET_KNOWN = new Set(["url", "headers", "signingSecret", "maxBackoff"]);
 /**
  * Validates one channel of `FHIR_CHANNELS`, resolving `env:NAME` secrets.
  * Collects every problem; never puts a value in a message.
- * @see ../../shared/design.md section 3, `POST /webhooks/:channel`
+ * @see docs/configuration.md#channels-fhir_channels
  */
 export function resolveChannel(
   name: string,

@@ -42,7 +42,7 @@ function isText(contentType: string | null): boolean {
  * a resource of a transformed type is parsed and changed; a single resource
  * is only buffered when its own type has a handler, so every other body
  * still streams.
- * @see ../../shared/design.md section 3, `/:source/*`
+ * @see docs/proxy.md
  */
 export const proxyHandler =
   (deps: ForwardDeps, authorize: RequestAuthorizer, transformer?: Transformer) =>
@@ -86,6 +86,7 @@ export const proxyHandler =
       retryable,
       retry: source.retry,
       timeoutMs: source.timeoutMs,
+      protection: source.protection,
     };
     const forwarded = await forwardAuthenticated(call, credentials, deps);
     const { attempts } = forwarded;

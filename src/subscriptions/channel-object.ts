@@ -60,7 +60,7 @@ function showTarget(url: string): string {
  * target in order, at least once. Everything accepted is in SQLite storage
  * before `accept` returns; delivery and retries run from alarms, written so
  * that running twice is harmless.
- * @see ../../../shared/design.md section 3, `POST /webhooks/:channel`
+ * @see docs/relay.md
  */
 export class ChannelObject extends DurableObject<Env> {
   readonly #sql: SqlStorage;

@@ -17,7 +17,7 @@ export function presentedCredential(headers: Headers): string | undefined {
  * `PROXY_AUTH=api-key`: the client shows one of `PROXY_API_KEYS` as
  * `Authorization: Bearer <key>` or `X-Api-Key: <key>`, compared with every
  * configured key in constant time, synchronously.
- * @see ../../../../shared/design.md section 2
+ * @see docs/configuration.md#who-may-call-the-edge
  */
 export const apiKeyAuth = (keys: ReadonlyArray<{ client: string; key: string }>): MiddlewareHandler<EdgeHonoEnv> => {
   const secrets = keys.map((k) => k.key);

@@ -46,7 +46,7 @@ function check(grants: ScopeGrant[], needs: Array<[string, Permission]>, what: s
  * Enforces SMART system scopes (JWT clients) per resource type and
  * interaction, before anything goes upstream, including each entry of a
  * batch or transaction. Clients without scopes (API keys) are unrestricted.
- * @see ../../../../shared/design.md section 2
+ * @see docs/configuration.md#who-may-call-the-edge
  */
 export const smartScopes: RequestAuthorizer = async (c, request) => {
   const scopes = c.get("client").scopes;

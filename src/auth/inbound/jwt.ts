@@ -25,7 +25,7 @@ interface KeySet {
  * The JWKS is fetched by the request that needs it and kept as a value (not
  * jose's remote set, whose pending fetch concurrent requests would share: in
  * Workers a promise waiting on I/O belongs to the request that started it).
- * @see ../../../../shared/design.md section 2
+ * @see docs/configuration.md#who-may-call-the-edge
  */
 export const jwtAuth = (settings: { jwksUrl: string; issuer: string; audience: string }): MiddlewareHandler<EdgeHonoEnv> => {
   let keySet: KeySet | undefined;

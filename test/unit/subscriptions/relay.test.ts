@@ -1,5 +1,5 @@
 /**
- * The subscription relay (design.md section 3, `POST /webhooks/:channel`), inside workerd with
+ * The subscription relay (docs/contract.md#subscription-notifications-in-post-webhookschannel), inside workerd with
  * real Durable Objects, real alarms, and real loopback peers: webhook targets (the receiver)
  * and a source answering `$events` / `$status`. Each test uses its own channel.
  */
