@@ -7,7 +7,11 @@ import { routePath } from "hono/route";
  * cannot drift apart.
  */
 export const ROUTES = {
+  root: "/",
   status: "/status",
+  consoleSignIn: "/admin/console/sign-in",
+  consoleSignOut: "/admin/console/sign-out",
+  consoleLive: "/admin/console/live",
   edgeMetadata: "/metadata",
   jwks: "/.well-known/jwks.json",
   register: "/admin/channels/:channel/register",

@@ -50,6 +50,8 @@ export async function getFromSource(source: SourceConfig, path: string, ctx: Fan
     requestId: ctx.requestId,
     headers,
     retryable: true,
+    // The source's circuit breaker, Retry-After hold and retry budget (docs/protection.md).
+    guarded: true,
     ...(ctx.signal ? { signal: ctx.signal } : {}),
   });
   if (response.status === 401) {

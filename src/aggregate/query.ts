@@ -37,7 +37,7 @@ function decodePair(part: string): [string, string] {
  * the client wrote it. `_format` may only ask for JSON, since the edge builds
  * the Bundle itself.
  * @param rawSearch the raw query string with its `?`, or `""`
- * @see ../../../shared/design.md section 3, `GET /aggregate/:resourceType`
+ * @see docs/aggregate.md
  */
 export function readAggregateQuery(rawSearch: string): Result<AggregateQuery, AggregateQueryProblem> {
   const parts = rawSearch.replace(/^\?/, "").split("&").filter((p) => p !== "");

@@ -88,7 +88,7 @@ function checkPositions(config: EdgeConfig, state: CursorState, fromCursor: bool
  * `GET /aggregate/:resourceType`: one search on several sources, in
  * parallel, merged into one searchset page with `link[next]` carrying a
  * signed cursor; or, for a type with a custom aggregate handler, that handler.
- * @see ../../../shared/design.md section 3, `GET /aggregate/:resourceType`
+ * @see docs/aggregate.md
  */
 export const aggregateSearchHandler =
   (options: AggregateRouteOptions) =>

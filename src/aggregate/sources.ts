@@ -9,6 +9,7 @@ import { err, ok, type Result } from "../result.ts";
  * `allowed` would be narrowed by the caller, and cursors naming a source
  * outside it would be refused as foreign.
  * @returns an error naming the first source that does not exist for this client
+ * @see docs/aggregate.md#get-aggregatetype
  */
 export function selectSources(allowed: readonly string[], requested: readonly string[]): Result<string[], string> {
   if (requested.length === 0) return ok([...allowed]);

@@ -12,7 +12,7 @@ import type { SourceInput } from "./source.ts";
  *
  *     fhir://user:pass@host:8443/fhir/R4?client_id=abc&header.X-Tenant=7
  *
- * @see ../../shared/design.md section 1a
+ * @see docs/configuration.md#connection-strings-fhir_source_name
  */
 export function parseConnectionString(name: string, text: string): Result<SourceInput, ConfigIssue[]> {
   const value = text.trim();

@@ -1,3 +1,4 @@
+import { readRateLimits, type RateLimitSettings } from "../protection/rate-limit-config.ts";
 import { resolveChannel, type ChannelConfig } from "./channel.ts";
 import { parseConnectionString } from "./connection-string.ts";
 import { resolveSource, type SourceInput } from "./source.ts";
@@ -25,6 +26,8 @@ export interface EdgeConfig {
   aggregate: AggregateSettings;
   /** `ACCESS_LOG`: which requests get an access-log line. */
   accessLog: AccessLogMode;
+  /** `PROXY_RATE_LIMITS` and companions: which rate-limit binding counts which requests. */
+  rateLimits: RateLimitSettings;
   /** Every problem found, edge-wide ones and per-source ones. */
   issues: ConfigIssue[];
 }
@@ -49,7 +52,7 @@ const SOURCE_VAR_PREFIX = "FHIR_SOURCE_";
  * Reads every source and edge setting from the bindings. Pure: no fetch, no
  * KV. One bad source never hides the others: its issues are collected and the
  * rest are returned ready to use.
- * @see ../../shared/design.md sections 1 and 2
+ * @see docs/configuration.md
  */
 export function readEdgeConfig(env: Readonly<Record<string, unknown>>): EdgeConfig {
   const issues: ConfigIssue[] = [];
@@ -152,7 +155,8 @@ export function readEdgeConfig(env: Readonly<Record<string, unknown>>): EdgeConf
   }
   const aggregate = readAggregateSettings(env, issues);
   const accessLog = readAccessLog(env, issues);
-  return { sources, brokenSources, channels, brokenChannels, inbound, adminClients, publicUrl, allowInsecureHttp, aggregate, accessLog, issues };
+  const rateLimits = readRateLimits(env, issues);
+  return { sources, brokenSources, channels, brokenChannels, inbound, adminClients, publicUrl, allowInsecureHttp, aggregate, accessLog, rateLimits, issues };
 }
 
 /** A bad value is reported and logs everything: losing logs silently is the worse failure. */

@@ -5,7 +5,7 @@ import type { ConfigIssue } from "./types.ts";
  * `NAME` (a secret), so no secret has to sit in a URL or in wrangler.toml;
  * any other string is the value itself. A missing or empty binding is an
  * issue naming the field and the binding, never a value.
- * @see ../../shared/design.md section 1a
+ * @see docs/configuration.md#connection-strings-fhir_source_name
  */
 export function resolveEnvValue(
   raw: string,

@@ -11,7 +11,7 @@ import { fhirJson } from "../fhir/response.ts";
  * expects of `metadata` and like `/.well-known/jwks.json`: it names the
  * sources and endpoints, and how to authenticate, never a credential or an
  * upstream URL.
- * @see ../../../shared/design.md section 3, "Operations and discovery"
+ * @see docs/operations.md#get-metadata
  */
 export const edgeMetadataHandler =
   (now: () => number) =>

@@ -12,6 +12,7 @@ import { routeShape } from "../fhir/route-shape.ts";
 import { requireSource } from "../config/lookup.ts";
 import { resolveSourcePath } from "../upstream/source-path.ts";
 import type { Transformer } from "../transform/transforms.ts";
+import { isExportKickoff, withEdgeStatusUrl } from "../bulk/kickoff.ts";
 
 export const PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const;
 const PROXIED: ReadonlySet<string> = new Set(PROXIED_METHODS);
@@ -26,7 +27,7 @@ function isText(contentType: string | null): boolean {
  * a resource of a transformed type is parsed and changed; a single resource
  * is only buffered when its own type has a handler, so every other body
  * still streams.
- * @see ../../shared/design.md section 3, `/:source/*`
+ * @see docs/proxy.md
  */
 export const proxyHandler =
   (deps: ForwardDeps, authorize: RequestAuthorizer, transformer?: Transformer) =>
@@ -52,14 +53,16 @@ export const proxyHandler =
     const requestId = c.get("requestId");
     const clientHeaders = c.req.raw.headers;
     const client = sourceClient(source, c.env, deps);
-    const retryable = isRetryable(method, clientHeaders, resolved.value.segments, source.retry);
+    // A Bulk Data kick-off starts a job each time it is sent: retried only where POST is.
+    const kickoff = isExportKickoff(resolved.value.segments);
+    const retryable = kickoff ? source.retry.methods.has("POST") : isRetryable(method, clientHeaders, resolved.value.segments, source.retry);
     const hasBody = method !== "GET" && method !== "HEAD" && c.req.raw.body !== null;
     // Buffer only a body that may be sent twice (a retry, or once more after an
     // upstream 401 on a cached token); any other streams through once.
     const resend = (retryable && source.retry.maxAttempts > 1) || source.auth.kind === "client-credentials" || source.auth.kind === "jwt-assertion";
     const body = hasBody ? (buffered ?? (resend ? await readBody() : c.req.raw.body)) : null;
 
-    const { response, attempts } = await client.send({
+    const forwarded = await client.send({
       method,
       path: located.rest + located.search,
       requestId,
@@ -68,13 +71,27 @@ export const proxyHandler =
       retryable,
       // A client that disconnects ends the retries (where the runtime passes its disconnect on).
       signal: c.req.raw.signal,
+      // The source's circuit breaker, Retry-After hold and retry budget (docs/protection.md).
+      guarded: true,
     });
+    const { attempts } = forwarded;
     c.set("logAttempts", attempts);
     if (attempts > 1) c.set("logIncident", true);
-    if (response.status === 401) {
-      await response.body?.cancel();
+    if (forwarded.response.status === 401) {
+      await forwarded.response.body?.cancel();
       throw new UpstreamUnauthorizedError(source.name);
     }
+    const response = kickoff
+      ? await withEdgeStatusUrl(forwarded.response, {
+          source,
+          client: c.get("client").name,
+          edgeBase: located.edgeBase,
+          upstreamUrl: resolved.value.url,
+          env: c.env,
+          allowInsecureHttp: config.allowInsecureHttp,
+          now: deps.now(),
+        })
+      : forwarded.response;
 
     const rewriter = rewriterFor(source, located.edgeBase);
     const secrets = client.secrets();

@@ -15,7 +15,7 @@ import { fhirJson } from "../fhir/response.ts";
  * `<edge>/webhooks/<channel>` with the channel secret as a header. The
  * Subscription is found again by the edge's tag (or the id recorded at the
  * last registration), so registering twice updates one Subscription.
- * @see ../../shared/design.md section 3, managed subscriptions
+ * @see docs/relay.md#registering-the-subscription
  */
 export const registerHandler =
   (deps: ForwardDeps) =>

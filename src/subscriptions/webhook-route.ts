@@ -51,7 +51,7 @@ const NOT_A_NOTIFICATION: Record<string, string> = {
  * secret (X-Api-Key or Bearer, compared in constant time) authenticates it;
  * the body must be one of the three wire forms. The 200 is sent only once the
  * channel's Durable Object has the notification in storage.
- * @see ../../shared/design.md section 3, `POST /webhooks/:channel`
+ * @see docs/relay.md
  */
 export const webhookHandler = async (c: Context<EdgeHonoEnv>): Promise<Response> => {
   const name = c.req.param("channel") ?? "";

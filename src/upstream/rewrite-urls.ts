@@ -9,7 +9,7 @@ import type { SourceConfig } from "../config/types.ts";
  * This covers Bundle `link[].url`, `entry[].fullUrl`, `response.location` and
  * any absolute reference to the same server: every URL a client could follow
  * then goes through the edge.
- * @see ../../shared/design.md section 3, `/:source/*`
+ * @see docs/proxy.md#url-rewriting
  */
 export interface UrlRewriter {
   /** Replaces every upstream base in `text`; returns `text` itself when none occurs. */

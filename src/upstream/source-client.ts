@@ -1,4 +1,4 @@
-import { credentialsFor } from "../auth/upstream/index.ts";
+import { credentialsFor, type UpstreamCredentials } from "../auth/upstream/index.ts";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeBindings } from "../context.ts";
 import { InvalidRequestError } from "../errors.ts";
@@ -31,6 +31,27 @@ export interface SourceRequest {
   anonymous?: boolean;
   /** Per-attempt timeout in ms; default the source's `timeout`. */
   timeoutMs?: number;
+  /**
+   * Pass the source's circuit breaker, Retry-After hold and retry budget
+   * (docs/protection.md): the calls a client's request makes (proxy,
+   * aggregate, Bulk Data), not the edge's own (discovery, probes, the relay).
+   */
+  guarded?: boolean;
+}
+
+/**
+ * A request to a location the source handed out by its absolute URL (a Bulk
+ * Data status URL, manifest page or file), rather than a path under its base.
+ */
+export interface LocationRequest extends Omit<SourceRequest, "path" | "anonymous" | "retryable"> {
+  url: string;
+  /**
+   * Send the source's credentials and extra headers. `false`: a location that
+   * needs no token (a pre-signed storage URL), which gets neither, and which
+   * the source's protection does not count (it is not the source's call).
+   */
+  credentials: boolean;
+  retryable: boolean;
 }
 
 /** The one way the edge talks to a source. */
@@ -42,6 +63,12 @@ export interface SourceClient {
    * @throws InvalidRequestError `unsafe-path`, UpstreamUnavailableError, UpstreamTimeoutError, RequestAbandonedError
    */
   send(request: SourceRequest): Promise<ForwardResult>;
+  /**
+   * Sends `request` to an absolute URL the source handed out, with the same
+   * rules as {@link SourceClient.send}.
+   * @throws UpstreamUnavailableError, UpstreamTimeoutError, RequestAbandonedError
+   */
+  sendTo(request: LocationRequest): Promise<ForwardResult>;
   /** Values that must never appear in an answer to the client (tokens, secrets). */
   secrets(): readonly string[];
   /**
@@ -75,6 +102,34 @@ const NO_HEADERS = new Headers();
  */
 export function sourceClient(source: SourceConfig, env: EdgeBindings, deps: ForwardDeps = defaultDeps): SourceClient {
   const credentials = () => credentialsFor(source, env, deps.now);
+  /** One call with the 401 refresh: `creds` absent sends no token; `extra` are the source's configured headers. */
+  async function run(url: string, request: Omit<SourceRequest, "path">, retryable: boolean, creds: UpstreamCredentials | undefined, extra: SourceConfig["headers"]): Promise<ForwardResult> {
+    const clientHeaders = request.headers ?? NO_HEADERS;
+    /** The `Authorization` of the latest attempt: the token a 401 refused. */
+    let sent: string | undefined;
+    const call: UpstreamCall = {
+      sourceName: source.name,
+      method: request.method,
+      url,
+      headers: async () => {
+        sent = creds ? await creds.authorization() : undefined;
+        return upstreamRequestHeaders(clientHeaders, extra, sent, request.requestId);
+      },
+      body: request.body ?? null,
+      retryable,
+      retry: source.retry,
+      timeoutMs: request.timeoutMs ?? source.timeoutMs,
+      ...(request.signal ? { signal: request.signal } : {}),
+      ...(request.guarded ? { protection: source.protection } : {}),
+    };
+    const first = await forward(call, deps);
+    if (first.response.status !== 401 || !creds || call.body instanceof ReadableStream) return first;
+    if (!(await unlessAbandoned(creds.invalidate(sent), request.signal, source.name))) return first;
+    await first.response.body?.cancel();
+    const again = await forward({ ...call, retryable: false }, deps);
+    return { response: again.response, attempts: first.attempts + again.attempts };
+  }
+
   return {
     source,
     async send(request) {
@@ -83,30 +138,13 @@ export function sourceClient(source: SourceConfig, env: EdgeBindings, deps: Forw
       if (!resolved.ok) {
         throw new InvalidRequestError("unsafe-path", `The path is not allowed (${resolved.error}): it must stay under the source's FHIR base`);
       }
-      const creds = request.anonymous ? undefined : credentials();
-      const clientHeaders = request.headers ?? NO_HEADERS;
-      /** The `Authorization` of the latest attempt: the token a 401 refused. */
-      let sent: string | undefined;
-      const call: UpstreamCall = {
-        sourceName: source.name,
-        method: request.method,
-        url: resolved.value.url,
-        headers: async () => {
-          sent = creds ? await creds.authorization() : undefined;
-          return upstreamRequestHeaders(clientHeaders, source.headers, sent, request.requestId);
-        },
-        body: request.body ?? null,
-        retryable: request.retryable ?? isRetryable(request.method, clientHeaders, resolved.value.segments, source.retry),
-        retry: source.retry,
-        timeoutMs: request.timeoutMs ?? source.timeoutMs,
-        ...(request.signal ? { signal: request.signal } : {}),
-      };
-      const first = await forward(call, deps);
-      if (first.response.status !== 401 || !creds || call.body instanceof ReadableStream) return first;
-      if (!(await unlessAbandoned(creds.invalidate(sent), request.signal, source.name))) return first;
-      await first.response.body?.cancel();
-      const again = await forward({ ...call, retryable: false }, deps);
-      return { response: again.response, attempts: first.attempts + again.attempts };
+      const retryable = request.retryable ?? isRetryable(request.method, request.headers ?? NO_HEADERS, resolved.value.segments, source.retry);
+      return run(resolved.value.url, request, retryable, request.anonymous ? undefined : credentials(), source.headers);
+    },
+    sendTo(request) {
+      // A location without credentials is not the source's own call: no token, no extra headers, no protection.
+      if (!request.credentials) return run(request.url, { ...request, guarded: false }, request.retryable, undefined, []);
+      return run(request.url, request, request.retryable, credentials(), source.headers);
     },
     secrets: () => credentials().secrets(),
     passOn: (response, requestId) => passOnBody(response.body, { requestId, sourceName: source.name, idleMs: source.timeoutMs }),

@@ -1,5 +1,5 @@
 /**
- * `GET /aggregate/:resourceType` and `POST /aggregate` (design.md section 3),
+ * `GET /aggregate/:resourceType` and `POST /aggregate` (docs/contract.md#one-search-across-sources-get-aggregateresourcetype),
  * `/metadata` and `/status` ("Operations and discovery"), against two real
  * FHIR servers with different data: "east" (offset paging, a static token)
  * and "west" (HAPI-style `_getpages` paging, no auth), plus "gone", a closed

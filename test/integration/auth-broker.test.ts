@@ -1,5 +1,5 @@
 /**
- * The auth broker (design.md sections 1a, 2, 3) against a real OAuth server
+ * The auth broker (docs/contract.md sections 1a, 2, 3; docs/upstream-auth.md) against a real OAuth server
  * (oidc-provider) and a FHIR server that accepts only tokens it issued.
  */
 import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, type JWK } from "jose";

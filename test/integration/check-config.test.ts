@@ -1,4 +1,4 @@
-/** `npm run check-config` (design.md section 1): offline validation, non-zero exit on any error, no secret printed. */
+/** `npm run check-config` (docs/contract.md#configuration-errors): offline validation, non-zero exit on any error, no secret printed. */
 import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -40,5 +40,13 @@ describe("npm run check-config", () => {
     expect(strict.out).toContain("EPIC_KEY");
     const assumed = await run("--config", "test/fixtures/check-config/good.toml", "--vars", "/nonexistent", "--assume-secrets");
     expect(assumed.code).toBe(0);
+  });
+
+  it("knows the [[ratelimits]] bindings wrangler.toml declares, and fails on a PROXY_RATE_LIMITS entry naming another", async () => {
+    const { code, out } = await run("--config", "test/fixtures/check-config/rate-limits.toml", "--vars", "/nonexistent");
+    expect(code).toBe(1);
+    expect(out).toContain("[unknown-binding] PROXY_RATE_LIMITS");
+    expect(out).toContain("RATE_LIMIT_MISSING");
+    expect(out).not.toContain("names RATE_LIMIT_APP");
   });
 });

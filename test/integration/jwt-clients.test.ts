@@ -1,5 +1,5 @@
 /**
- * PROXY_AUTH=jwt (design.md section 2): client JWTs verified against a JWKS a
+ * PROXY_AUTH=jwt (docs/contract.md#2-who-may-call-the-edge): client JWTs verified against a JWKS a
  * loopback server publishes; SMART system scopes enforced per type and
  * interaction before anything goes upstream, batch entries included.
  */

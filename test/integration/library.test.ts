@@ -1,5 +1,5 @@
 /**
- * "Using it as a library" (design.md section 4): the package as `npm run
+ * "Using it as a library" (docs/contract.md#4-using-it-as-a-library): the package as `npm run
  * build` emits it, imported by another Worker that mounts the edge under
  * `/fhir` of its own hono app with a transform handler and a custom aggregate
  * handler, in workerd, in front of two real FHIR servers.

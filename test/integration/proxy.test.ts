@@ -1,5 +1,5 @@
 /**
- * The proxy contract (design.md section 3, `/:source/*`) against real peers:
+ * The proxy contract (docs/contract.md#the-proxy-source) against real peers:
  * Medplum's FHIR router on loopback as the upstream, fhir-kit-client as the
  * client, the Worker in workerd in between.
  */

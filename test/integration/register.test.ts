@@ -1,5 +1,5 @@
 /**
- * Managed subscriptions (design.md section 3; fhir-tbs parity): `POST
+ * Managed subscriptions (docs/contract.md#subscription-notifications-in-post-webhookschannel; fhir-tbs parity): `POST
  * /admin/channels/:channel/register` creates, then updates, the channel's
  * Subscription on the real FHIR server (Medplum's router), which the test reads back.
  */

@@ -1,7 +1,7 @@
 /**
- * Many requests find the upstream token due at the same moment (design.md
- * section 3, token refresh): every one is answered, and the token endpoint is
- * still called once per refresh. The Worker runs as deployed (the dry-run
+ * Many requests find the upstream token due at the same moment
+ * (docs/upstream-auth.md#the-token-cache): every one is answered, and the
+ * token endpoint is still called once per refresh. The Worker runs as deployed (the dry-run
  * build in plain workerd, as `npm run bench` runs it), because that is where
  * it failed: a lookup promise shared between requests hung the requests
  * waiting on it once the request that started it was done (500, "the

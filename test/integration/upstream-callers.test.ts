@@ -36,12 +36,17 @@ const ALLOWED: Record<string, { calls: string[]; why: string }> = {
     calls: ["fetch", "fetch"],
     why: "hands the runtime's fetch to token-request.ts (above)",
   },
-  "src/subscriptions/channel-object.ts": {
-    calls: ["credentialsFor", "forward", "upstreamRequestHeaders", "fetchWithTimeout"],
-    why:
-      "fetchWithTimeout: webhook deliveries to a channel's targets (the app's endpoints, not a source). " +
-      "credentialsFor/forward/upstreamRequestHeaders: the channel's $status and $events calls, until the relay rewrite " +
-      "routes them through fetchFromSource() (src/upstream/source-client.ts); this entry goes then",
+  "src/subscriptions/channel/deliverer.ts": {
+    calls: ["fetchWithTimeout"],
+    why: "webhook deliveries to a channel's targets (the app's endpoints, not a source); the channel's $status and $events go through src/subscriptions/channel/source-client.ts, which uses the client",
+  },
+  "src/subscriptions/channel/object.ts": {
+    calls: ["fetch"],
+    why: "hands the runtime's fetch to the deliverer (above), injectable in tests",
+  },
+  "src/admin/console/refresh-script.ts": {
+    calls: ["fetch"],
+    why: "code sent to the browser: the console page fetching its own /admin/console/live fragment from the edge, never run in the Worker",
   },
 };
 

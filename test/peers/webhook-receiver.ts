@@ -1,9 +1,10 @@
 /**
  * Webhook targets for the subscription relay's tests: one loopback node:http server with any
  * number of named targets (`POST /hooks/<name>`), each recording every delivery attempt and
- * answering as the test says (fail the next n, or be down for good). Controlled from Node
- * directly, or over HTTP from tests running inside workerd:
- *   PUT /control/<name>   {"fail": n, "status": 503, "down": false}
+ * answering as the test says (fail the next n, be down for good, or fail a share of attempts
+ * drawn from a seeded random, so a run replays). Controlled from Node directly, or over HTTP
+ * from tests running inside workerd:
+ *   PUT /control/<name>   {"fail": n, "status": 503, "down": false, "failRatio": 0.3, "seed": 7}
  *   GET /deliveries/<name>  -> [{ ok, status, headers, body }]
  * Runs under Node 22 type stripping: only erasable TypeScript.
  */
@@ -22,6 +23,21 @@ interface Behaviour {
   fail: number;
   status: number;
   down: boolean;
+  /** Share of attempts (0..1) answered with `status`, drawn from a PRNG seeded with `seed`. */
+  failRatio: number;
+  seed: number;
+}
+
+/** mulberry32: a small seeded PRNG, so a failure pattern replays from its seed. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 export interface WebhookReceiver {
@@ -35,8 +51,12 @@ export interface WebhookReceiver {
 export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   const deliveries = new Map<string, Delivery[]>();
   const behaviours = new Map<string, Behaviour>();
-  const behaviour = (name: string) => behaviours.get(name) ?? { fail: 0, status: 503, down: false };
-  const control = (name: string, b: Partial<Behaviour>) => behaviours.set(name, { ...behaviour(name), ...b });
+  const randoms = new Map<string, () => number>();
+  const behaviour = (name: string) => behaviours.get(name) ?? { fail: 0, status: 503, down: false, failRatio: 0, seed: 1 };
+  const control = (name: string, b: Partial<Behaviour>) => {
+    behaviours.set(name, { ...behaviour(name), ...b });
+    if (b.seed !== undefined || b.failRatio !== undefined) randoms.set(name, seededRandom(behaviour(name).seed));
+  };
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -56,7 +76,8 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
       }
       if (kind === "hooks" && req.method === "POST") {
         const b = behaviour(name);
-        const failing = b.down || b.fail > 0;
+        const unlucky = b.failRatio > 0 && (randoms.get(name) ?? Math.random)() < b.failRatio;
+        const failing = b.down || b.fail > 0 || unlucky;
         if (b.fail > 0) control(name, { fail: b.fail - 1 });
         const status = failing ? b.status : 200;
         const headers: Record<string, string> = {};

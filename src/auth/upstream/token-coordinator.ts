@@ -39,7 +39,7 @@ interface Stored {
  * a short backoff, never longer. The grant lives in this object's storage (it
  * survives eviction) and, sealed with `TOKEN_CACHE_KEY`, in KV as the read
  * cache near each edge.
- * @see ../../../../shared/design.md section 3 (token refresh)
+ * @see docs/upstream-auth.md#the-token-cache
  */
 export class TokenCoordinator extends DurableObject<Env> {
   #stored: Stored | undefined;

@@ -1,0 +1,36 @@
+import type { TargetConfig } from "../../config/channel.ts";
+import { fetchWithTimeout } from "../../fetch-with-timeout.ts";
+import { signBody } from "../signature.ts";
+import type { StoredNotification } from "./store.ts";
+
+export const DELIVERY_TIMEOUT_MS = 10_000;
+
+/**
+ * One POST of a stored notification Bundle to one target: its headers, the
+ * channel and delivery headers (`X-Fhir-Edge-Delivery` is the never-reused
+ * delivery sequence number, the same on every retry), and
+ * `X-Fhir-Edge-Signature` where the target has a signing secret.
+ * @returns the HTTP status, or 0 when the target could not be reached in time
+ * @see https://hl7.org/fhir/R5/subscription.html#channel
+ */
+export async function deliverNotification(
+  fetcher: (request: Request) => Promise<Response>,
+  channelName: string,
+  target: TargetConfig,
+  notification: StoredNotification,
+  timeoutMs = DELIVERY_TIMEOUT_MS,
+): Promise<number> {
+  const headers = new Headers({ "Content-Type": "application/fhir+json; charset=utf-8" });
+  for (const [name, value] of target.headers) headers.set(name, value);
+  headers.set("X-Fhir-Edge-Channel", channelName);
+  headers.set("X-Fhir-Edge-Delivery", String(notification.seq));
+  if (notification.firstEvent !== null && notification.lastEvent !== null) headers.set("X-Fhir-Edge-Events", `${notification.firstEvent}-${notification.lastEvent}`);
+  if (target.signingSecret) headers.set("X-Fhir-Edge-Signature", await signBody(notification.body, target.signingSecret));
+  try {
+    const response = await fetchWithTimeout(target.url, { method: "POST", headers, body: notification.body, redirect: "manual" }, timeoutMs, fetcher);
+    await response.body?.cancel();
+    return response.status;
+  } catch {
+    return 0;
+  }
+}
