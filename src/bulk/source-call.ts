@@ -22,6 +22,7 @@ export interface SourceCallRequest {
   credentials: boolean;
   /** Whether the edge may send it again on a retryable status (a poll never is: the client's polling is the retry). */
   retryable: boolean;
+  allowInsecureHttp: boolean;
   /** The client went away: no further attempt or wait. */
   signal?: AbortSignal;
 }
@@ -51,6 +52,7 @@ export async function callSource(request: SourceCallRequest): Promise<SourceCall
     headers: request.clientHeaders,
     credentials: request.credentials,
     retryable: request.retryable,
+    allowInsecureHttp: request.allowInsecureHttp,
     // The source's circuit breaker and retry budget cover its own calls, not a storage host's (sendTo leaves those out).
     guarded: true,
     ...(request.signal ? { signal: request.signal } : {}),

@@ -1,11 +1,12 @@
 import { credentialsFor, type UpstreamCredentials } from "../auth/upstream/index.ts";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeBindings } from "../context.ts";
-import { InvalidRequestError } from "../errors.ts";
+import { EdgeError, InvalidRequestError } from "../errors.ts";
 import { passOnBody, readAnswerText } from "./answer-body.ts";
 import { defaultDeps, forward, unlessAbandoned, type ForwardDeps, type ForwardResult, type UpstreamCall } from "./forward.ts";
 import { upstreamRequestHeaders } from "./headers.ts";
 import { isRetryable } from "./retry.ts";
+import { mayFetch, hostOf } from "./source-hosts.ts";
 import { resolveSourcePath } from "./source-path.ts";
 
 /** One request to a source, as a caller of {@link sourceClient} describes it. */
@@ -52,6 +53,8 @@ export interface LocationRequest extends Omit<SourceRequest, "path" | "anonymous
    */
   credentials: boolean;
   retryable: boolean;
+  /** Whether the edge allows plain http at all (`ALLOW_INSECURE_HTTP`). */
+  allowInsecureHttp: boolean;
 }
 
 /** The one way the edge talks to a source. */
@@ -65,8 +68,9 @@ export interface SourceClient {
   send(request: SourceRequest): Promise<ForwardResult>;
   /**
    * Sends `request` to an absolute URL the source handed out, with the same
-   * rules as {@link SourceClient.send}.
-   * @throws UpstreamUnavailableError, UpstreamTimeoutError, RequestAbandonedError
+   * rules as {@link SourceClient.send}. Only the source's own origin and
+   * the hosts it lists in `bulk_file_hosts` are called (403 `bulk-host-not-allowed`).
+   * @throws EdgeError `bulk-host-not-allowed`, UpstreamUnavailableError, UpstreamTimeoutError, RequestAbandonedError
    */
   sendTo(request: LocationRequest): Promise<ForwardResult>;
   /** Values that must never appear in an answer to the client (tokens, secrets). */
@@ -141,7 +145,11 @@ export function sourceClient(source: SourceConfig, env: EdgeBindings, deps: Forw
       const retryable = request.retryable ?? isRetryable(request.method, request.headers ?? NO_HEADERS, resolved.value.segments, source.retry);
       return run(resolved.value.url, request, retryable, request.anonymous ? undefined : credentials(), source.headers);
     },
-    sendTo(request) {
+    async sendTo(request) {
+      // The edge never calls a host it was not configured for; a signed URL's host may have been dropped since.
+      if (!mayFetch(source, request.url, request.allowInsecureHttp)) {
+        throw new EdgeError(403, "forbidden", "bulk-host-not-allowed", `Source ${source.name} does not list ${hostOf(request.url)} in bulk_file_hosts`);
+      }
       // A location without credentials is not the source's own call: no token, no extra headers, no protection.
       if (!request.credentials) return run(request.url, { ...request, guarded: false }, request.retryable, undefined, []);
       return run(request.url, request, request.retryable, credentials(), source.headers);
