@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_RETRY } from "../../../src/config/source.ts";
+import { readEdgeConfig } from "../../../src/config/edge-config.ts";
+import { createProtection } from "../../../src/protection/source-guard.ts";
 import { forward, type ForwardDeps, type UpstreamCall } from "../../../src/upstream/forward.ts";
 
 /** A call to a source that answers 503 every time, counting credential lookups. */
@@ -88,5 +90,36 @@ describe("a caller's AbortSignal ends the retries (an aggregate past its timeout
     const deps: ForwardDeps = { fetch: async () => (attempts++, new Response("")), sleep: async () => {}, random: () => 0, now: () => 0 };
     await expect(forward(stuck, deps)).rejects.toMatchObject({ code: "request-abandoned" });
     expect(attempts).toBe(0);
+  });
+});
+
+describe("a caller that gave up is no verdict on the source (docs/protection.md)", () => {
+  const policy = readEdgeConfig({ FHIR_SOURCE_EHR: "fhir://ehr.example/fhir?circuit_failure_threshold=1" }).sources.get("ehr")!.protection;
+  /** An attempt that fails as a network error would, with the caller's signal fired first when `abandon` is set. */
+  function failing(controller: AbortController, abandon: boolean): ForwardDeps {
+    return {
+      fetch: async () => {
+        if (abandon) controller.abort();
+        throw new TypeError("Network connection lost");
+      },
+      sleep: async () => {},
+      random: () => 0,
+      now: () => 0,
+      protection: createProtection(),
+    };
+  }
+
+  it("an attempt failing after the caller's signal fired leaves the circuit closed", async () => {
+    const controller = new AbortController();
+    const deps = failing(controller, true);
+    await expect(forward({ ...call(controller.signal, { lookups: 0 }), protection: policy }, deps)).rejects.toMatchObject({ code: "request-abandoned" });
+    expect(deps.protection!.existing("ehr")!.status(0).circuit).toMatchObject({ state: "closed", failuresInARow: 0 });
+  });
+
+  it("the same failure with the caller still waiting opens it (threshold 1)", async () => {
+    const controller = new AbortController();
+    const deps = failing(controller, false);
+    await expect(forward({ ...call(controller.signal, { lookups: 0 }), retryable: false, protection: policy }, deps)).rejects.toMatchObject({ code: "upstream-unreachable" });
+    expect(deps.protection!.existing("ehr")!.status(0).circuit.state).toBe("open");
   });
 });
