@@ -65,7 +65,7 @@ const bundle = (s: Setup): fc.Arbitrary<Json> =>
               {
                 fullUrl: urlValue(s),
                 link: fc.array(fc.record({ relation: fc.constant("alternate"), url: urlValue(s) }), { maxLength: 1 }),
-                resource: fc.oneof({ weight: 4, arbitrary: resource(s) }, { weight: 1, arbitrary: tie("bundle") }),
+                resource: fc.oneof({ maxDepth: 2 }, { weight: 4, arbitrary: resource(s) }, { weight: 1, arbitrary: tie("bundle") }),
                 request: fc.record({ method: fc.constantFrom("GET", "PUT"), url: urlValue(s) }),
                 response: fc.record({ status: fc.constantFrom("200 OK", "201"), location: urlValue(s) }, { requiredKeys: ["status"] }),
                 search: fc.record({ mode: fc.constantFrom("match", "include", "outcome") }),
