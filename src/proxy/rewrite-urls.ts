@@ -67,6 +67,38 @@ const BUNDLE_URL_FIELDS = [
   ["location", "response", "[]", "entry"],
 ] as const;
 
+/** The keys the JSON scan tells apart; any other key is `undefined`. */
+const KEYS = ["resourceType", "url", "fullUrl", "location", "link", "entry", "response"];
+
+/** The key spelled by `text[from, to)` without escapes, if it is one of {@link KEYS}; by length first, since most keys are none. */
+function keyAt(text: string, from: number, to: number): string | undefined {
+  switch (to - from) {
+    case 3:
+      return text.startsWith("url", from) ? "url" : undefined;
+    case 4:
+      return text.startsWith("link", from) ? "link" : undefined;
+    case 5:
+      return text.startsWith("entry", from) ? "entry" : undefined;
+    case 7:
+      return text.startsWith("fullUrl", from) ? "fullUrl" : undefined;
+    case 8:
+      return text.startsWith("location", from) ? "location" : text.startsWith("response", from) ? "response" : undefined;
+    case 12:
+      return text.startsWith("resourceType", from) ? "resourceType" : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** The JSON string token `text[quote, end]` (both quotes), decoded; undefined when it is not valid JSON. */
+function decodeJsonString(text: string, quote: number, end: number): string | undefined {
+  try {
+    return JSON.parse(text.slice(quote, end + 1)) as string;
+  } catch {
+    return undefined;
+  }
+}
+
 interface JsonFrame {
   array: boolean;
   /** The key whose value is being read (objects). */
@@ -85,6 +117,7 @@ function bundleUrlTokens(text: string, base: string): Array<[number, number, str
   const found: Array<[number, number, string]> = [];
   const stack: JsonFrame[] = [];
   let expectKey = false;
+  let nextBackslash = 0;
   let i = 0;
   const n = text.length;
   /** The object owning a Bundle URL field whose string value is read now, if the stack has that shape. */
@@ -108,33 +141,30 @@ function bundleUrlTokens(text: string, base: string): Array<[number, number, str
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === 34) {
-      // A string: find its end, decoding only when it holds an escape.
-      let j = i + 1;
-      let escaped = false;
-      while (j < n) {
-        const d = text.charCodeAt(j);
-        if (d === 92) {
-          escaped = true;
-          j += 2;
-        } else if (d === 34) break;
-        else j++;
+      // A string: its end is the next quote not escaped by an odd run of backslashes (found natively, not char by char).
+      let j = text.indexOf('"', i + 1);
+      for (;;) {
+        if (j === -1) return undefined;
+        let slashes = 0;
+        while (text.charCodeAt(j - 1 - slashes) === 92) slashes++;
+        if (slashes % 2 === 0) break;
+        j = text.indexOf('"', j + 1);
       }
-      if (j >= n) return undefined;
-      let value: string;
-      if (!escaped) value = text.slice(i + 1, j);
-      else {
-        try {
-          value = JSON.parse(text.slice(i, j + 1)) as string;
-        } catch {
-          return undefined;
-        }
-      }
+      // The next backslash is looked up once and kept until passed, so a scan stays linear.
+      if (nextBackslash !== -1 && nextBackslash <= i) nextBackslash = text.indexOf("\\", i + 1);
+      const escaped = nextBackslash !== -1 && nextBackslash < j;
+      // Only a few keys and values matter; the others are skipped without making a string of them.
       const top = stack.at(-1);
-      if (top && !top.array && expectKey) {
-        top.key = value;
+      if (top === undefined || top.array) {
+        // An array item or a top-level string: never a key, never a URL field.
+      } else if (expectKey) {
+        top.key = escaped ? KEYS.find((k) => k === decodeJsonString(text, i, j)) : keyAt(text, i + 1, j);
         expectKey = false;
-      } else if (top) {
-        if (!top.array && top.key === "resourceType" && value === "Bundle") top.isBundle = true;
+      } else if (top.key === "resourceType") {
+        if (escaped ? decodeJsonString(text, i, j) === "Bundle" : j - i - 1 === 6 && text.startsWith("Bundle", i + 1)) top.isBundle = true;
+      } else if (top.key === "url" || top.key === "fullUrl" || top.key === "location") {
+        const value = escaped ? decodeJsonString(text, i, j) : text.slice(i + 1, j);
+        if (value === undefined) return undefined;
         if (startsWithBase(value, base)) {
           const bundle = owner();
           if (bundle) (bundle.pending ??= []).push([i, j + 1, value]);
