@@ -11,6 +11,7 @@ import { CHANNEL_SCHEMA } from "./channel-schema.ts";
 import { parseNotification, parseStatusResponse, type Notification } from "./notification.ts";
 import { classifyEvents, countGap, deliveryBackoff, type EventRange } from "./sequence.ts";
 import { signBody } from "./signature.ts";
+import { addStandardWebhookHeaders } from "./standard-webhooks.ts"; // inbox-wiring
 import { sliceNotification } from "./slice.ts";
 
 /** What `accept` answers the intake route; never throws across RPC. */
@@ -474,6 +475,7 @@ export class ChannelObject extends DurableObject<Env> {
     headers.set("X-Fhir-Edge-Delivery", String(row.seq));
     if (row.first_event !== null && row.last_event !== null) headers.set("X-Fhir-Edge-Events", `${row.first_event}-${row.last_event}`);
     if (target.signingSecret) headers.set("X-Fhir-Edge-Signature", await signBody(row.body, target.signingSecret));
+    await addStandardWebhookHeaders(headers, { channel: channel.name, seq: row.seq, body: row.body }, target.signingSecrets, Date.now()); // inbox-wiring: Standard Webhooks
     try {
       const response = await fetchWithTimeout(target.url, { method: "POST", headers, body: row.body, redirect: "manual" }, DELIVERY_TIMEOUT_MS);
       await response.body?.cancel();
