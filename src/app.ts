@@ -18,6 +18,7 @@ import { requestContext } from "./request-context.ts";
 import { compileTransforms, type TransformHandlers } from "./transform/transforms.ts";
 import { registerHandler, replayHandler } from "./subscriptions/admin-routes.ts";
 import { webhookHandler } from "./subscriptions/webhook-route.ts";
+import { inboxHandler } from "./subscriptions/ws-route.ts";
 
 export interface EdgeOptions {
   /** The I/O used for upstream calls: override in tests, or to instrument fetch. */
@@ -65,6 +66,8 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
 
   // Subscription notifications in: authenticated by the channel's own secret.
   app.post("/webhooks/:channel", webhookHandler);
+  // A channel's notifications out over a WebSocket: admin clients and the channel's subscribers.
+  app.get("/channels/:channel/ws", inboundAuth(), inboxHandler);
 
   // One search across sources (GET), and a batch whose entries name their sources (POST).
   app.all("/aggregate/:resourceType", inboundAuth(), aggregateSearchHandler(aggregate));

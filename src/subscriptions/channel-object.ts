@@ -12,6 +12,8 @@ import { parseNotification, parseStatusResponse, type Notification } from "./not
 import { classifyEvents, countGap, deliveryBackoff, type EventRange } from "./sequence.ts";
 import { signBody } from "./signature.ts";
 import { addStandardWebhookHeaders } from "./standard-webhooks.ts"; // inbox-wiring
+import { Inbox, type SubscriberStatus } from "./inbox.ts"; // inbox-wiring
+import { deliveriesFeed } from "./inbox-feed.ts"; // inbox-wiring
 import { sliceNotification } from "./slice.ts";
 
 /** What `accept` answers the intake route; never throws across RPC. */
@@ -42,6 +44,8 @@ export interface ChannelStatus {
   heldOutOfOrder: number;
   gaps: Array<{ from: number; to: number; outcome: string; at: string }>;
   targets: TargetStatus[];
+  /** Open WebSocket inbox connections and their acked positions. */
+  subscribers: SubscriberStatus[]; // inbox-wiring
 }
 
 const DELIVERY_TIMEOUT_MS = 10_000;
@@ -68,6 +72,11 @@ export class ChannelObject extends DurableObject<Env> {
   readonly #pumps = new Map<string, Promise<void>>();
   /** The channel configuration whose targets have rows already (see #ensureTargets). */
   #ensuredFor: ChannelConfig | undefined;
+  // inbox-wiring: the WebSocket inbox; its state lives in the sockets' attachments.
+  readonly #inbox = new Inbox(this.ctx, (name) => {
+    const channel = this.#channel(name);
+    return channel && deliveriesFeed(this.ctx.storage.sql, channel.sequencing === "strict", () => this.#lastEvent());
+  });
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -106,8 +115,23 @@ export class ChannelObject extends DurableObject<Env> {
     }
     await this.#scheduleAlarm(channel, now);
     if (result.ok && result.stored > 0) this.#kick(channel);
+    this.#inbox.flush(); // inbox-wiring
     return result;
   }
+
+  // inbox-wiring: GET /channels/<channel>/ws, forwarded by the route once it has authorised the client.
+  override async fetch(request: Request): Promise<Response> {
+    return this.#inbox.connect(request);
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    this.#inbox.message(ws, message);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.#inbox.close(ws, code, reason);
+  }
+  // end inbox-wiring
 
   /** Records the Subscription id `register` created at the source, for `$events` and `$status`. */
   async setSubscription(channelName: string, subscriptionId: string): Promise<void> {
@@ -156,6 +180,7 @@ export class ChannelObject extends DurableObject<Env> {
         .toArray()
         .map((g) => ({ from: g.from_event, to: g.to_event, outcome: g.outcome, at: iso(g.at)! })),
       targets,
+      subscribers: this.#inbox.subscribers(), // inbox-wiring
     };
   }
 
@@ -185,6 +210,7 @@ export class ChannelObject extends DurableObject<Env> {
     }
     await this.#checkLiveness(channel, now);
     this.#enforceRetention(channel, now);
+    this.#inbox.flush(); // inbox-wiring: what recovery released, and stalled clients' cut-off
     this.#kick(channel);
     await Promise.allSettled([...this.#pumps.values()]);
     this.#trim(channel);
@@ -496,7 +522,10 @@ export class ChannelObject extends DurableObject<Env> {
     if (min === null) return;
     const floor = this.#sql.exec<{ e: number | null }>("SELECT MAX(last_event) AS e FROM deliveries WHERE seq <= ?", min).one().e;
     if (floor !== null) this.#set("trimmedEventFloor", Math.max(floor, this.#num("trimmedEventFloor") ?? 0));
-    this.#sql.exec("DELETE FROM deliveries WHERE seq <= ?", min);
+    // inbox-wiring: while inbox clients hold sequence numbers, keep the newest row so its number is never given again
+    // (the relay rewrite keeps the next number in a state row; drop this there).
+    const keepNewest = this.ctx.getWebSockets().length > 0 ? " AND seq < (SELECT MAX(seq) FROM deliveries)" : "";
+    this.#sql.exec(`DELETE FROM deliveries WHERE seq <= ?${keepNewest}`, min);
     this.#sql.exec("DELETE FROM seen_keys WHERE at < ?", Date.now() - channel.retention.maxAgeMs);
   }
 
