@@ -157,12 +157,17 @@ export class Inbox {
     const pair = new WebSocketPair();
     const [clientEnd, server] = [pair[0], pair[1]];
     this.#host.acceptWebSocket(server);
-    this.#start(server, feed, channel, client, sinceRaw === null ? undefined : Number(sinceRaw));
+    this.attach(server, channel, client, sinceRaw === null ? undefined : Number(sinceRaw));
     return new Response(null, { status: 101, webSocket: clientEnd });
   }
 
-  /** Registers a socket the host accepted: where it starts, then what it can be sent now. */
-  #start(ws: InboxSocket, feed: InboxFeed, channel: string, client: string, since: number | undefined): void {
+  /**
+   * Starts serving a socket the host accepted: records where it starts (after
+   * `since`, or at the channel's head), then sends what the window allows.
+   */
+  attach(ws: InboxSocket, channel: string, client: string, since: number | undefined): void {
+    const feed = this.#feedFor(channel);
+    if (!feed) return;
     const head = feed.head();
     // A since beyond the channel's position (a client from another life of the channel) starts at the head.
     const from = since === undefined ? head.position : Math.min(since, head.position);
