@@ -5,7 +5,8 @@
  * keeps its webhook-id.
  */
 import { createHmac } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Webhook } from "standardwebhooks";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { notification } from "../fixtures/notifications.ts";
 import { startWebhookReceiver, type Delivery, type WebhookReceiver } from "../peers/webhook-receiver.ts";
 import { startEdge, type Edge } from "./support/edge.ts";
@@ -95,6 +96,21 @@ describe("every delivery verifies with the standardwebhooks library", () => {
   it("X-Fhir-Edge-Signature is still sent, keyed by the first secret's text as written", async () => {
     const [d] = await delivered("rot-new", 1);
     expect(d!.headers["x-fhir-edge-signature"]).toBe(`sha256=${createHmac("sha256", NEW_KEY).update(d!.body).digest("hex")}`);
+  });
+});
+
+describe("replay protection", () => {
+  it("a delivery captured on the wire and replayed outside the library's tolerance (5 minutes) is rejected", async () => {
+    const [d] = await delivered("whsec", 1);
+    const sentAt = Number(d!.headers["webhook-timestamp"]) * 1000;
+    expect(() => new Webhook(NEW_KEY).verify(d!.body, d!.headers)).not.toThrow();
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(sentAt + 6 * 60_000);
+      expect(() => new Webhook(NEW_KEY).verify(d!.body, d!.headers)).toThrow("Message timestamp too old");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
