@@ -4,6 +4,8 @@
  * by the test as the source would post them.
  */
 import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestHarness } from "wrangler";
 import { eventNumbersOf, notification } from "../fixtures/notifications.ts";
@@ -83,11 +85,11 @@ class InboxClient {
     ws.addEventListener("close", (e) => (this.closed = { code: e.code, reason: e.reason }));
   }
 
-  static open(ch: string, key: string, since?: number): Promise<InboxClient> {
-    const url = new URL(`/channels/${ch}/ws${since === undefined ? "" : `?since=${since}`}`, base);
+  static open(ch: string, key: string, since?: number, at: URL = base, headers: Record<string, string> = { "X-Api-Key": key }): Promise<InboxClient> {
+    const url = new URL(`/channels/${ch}/ws${since === undefined ? "" : `?since=${since}`}`, at);
     url.protocol = "ws:";
     // Node's WebSocket takes headers: the key goes on the upgrade request, never in the URL.
-    const ws = new WebSocket(url, { headers: { "X-Api-Key": key } } as unknown as string[]);
+    const ws = new WebSocket(url, { headers } as unknown as string[]);
     const client = new InboxClient(ws);
     return new Promise((resolve, reject) => {
       ws.addEventListener("open", () => resolve(client));
@@ -120,9 +122,9 @@ class InboxClient {
 }
 
 /** An upgrade request with node:http, to see what the edge answers when it refuses one. */
-function refusedUpgrade(path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+function refusedUpgrade(path: string, headers: Record<string, string>, at: URL = base): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.get(new URL(path, base), { headers: { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", ...headers } });
+    const req = http.get(new URL(path, at), { headers: { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", ...headers } });
     req.on("upgrade", (_res, socket) => {
       socket.destroy();
       reject(new Error("upgraded"));
@@ -290,5 +292,69 @@ describe("hibernation: the object sleeps with the sockets open and wakes for the
     client.ack(2);
     expect(await eventually(() => subscribersOf("nap"), (s) => s[0]?.acked === 2)).toEqual([expect.objectContaining({ client: "app", acked: 2, sent: 2 })]);
     await client.close();
+  });
+});
+
+describe("JWT clients: the token's sub is the client name the channel lists", () => {
+  const ISSUER = "https://idp.example.org";
+  const AUDIENCE = "https://fhir-edge.example.org";
+  let jwks: http.Server;
+  let jwtEdge: ReturnType<typeof createTestHarness>;
+  let jwtBase: URL;
+  let key: CryptoKey;
+  const token = (sub: string) =>
+    new SignJWT({ scope: "system/Patient.rs" })
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setSubject(sub)
+      .setIssuedAt()
+      .setExpirationTime("5m")
+      .sign(key);
+
+  beforeAll(async () => {
+    const pair = await generateKeyPair("ES256", { extractable: true });
+    key = pair.privateKey;
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: "k1", alg: "ES256", use: "sig" };
+    jwks = http.createServer((_, res) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys: [jwk] })));
+    await new Promise<void>((r) => jwks.listen(0, "127.0.0.1", r));
+    jwtEdge = createTestHarness({
+      workers: [
+        {
+          configPath: "./wrangler.toml",
+          vars: {
+            ALLOW_INSECURE_HTTP: "true",
+            ACCESS_LOG: "off",
+            PROXY_AUTH: "jwt",
+            PROXY_JWT_JWKS_URL: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`,
+            PROXY_JWT_ISSUER: ISSUER,
+            PROXY_JWT_AUDIENCE: AUDIENCE,
+            FHIR_SOURCE_EHR: "fhir+http://127.0.0.1:9/fhir",
+            FHIR_CHANNELS: JSON.stringify({ ward: channel({ subscribers: ["ward-app"] }) }),
+          },
+          secrets: { CHANNEL_SECRET: SECRET },
+        },
+      ],
+    });
+    jwtBase = (await jwtEdge.listen()).url;
+  });
+
+  afterAll(async () => {
+    await jwtEdge?.close();
+    await new Promise((r) => jwks?.close(r));
+  });
+
+  it("a JWT whose sub is in subscribers connects and gets events; another sub is refused with 403", async () => {
+    const client = await InboxClient.open("ward", "", undefined, jwtBase, { Authorization: `Bearer ${await token("ward-app")}` });
+    const res = await fetch(new URL("/webhooks/ward", jwtBase), {
+      method: "POST",
+      headers: { "Content-Type": "application/fhir+json", "X-Api-Key": SECRET },
+      body: JSON.stringify(notification("R5", "event-notification", { events: [1] })),
+    });
+    expect(res.status).toBe(200);
+    await client.received(1);
+    expect(client.events()).toEqual([1]);
+    await client.close();
+    expect((await refusedUpgrade("/channels/ward/ws", { Authorization: `Bearer ${await token("someone-else")}` }, jwtBase)).status).toBe(403);
   });
 });
