@@ -1,7 +1,8 @@
 /**
- * Load generators behind one interface: wrk (Debian's `wrk`) when it is on
- * PATH, else autocannon from npm when installed. Each run is bounded in
- * time and loopback only.
+ * Load generators behind one interface: autocannon, from the lockfile (a
+ * devDependency, so `npm ci` alone is enough), or wrk (Debian's `wrk`) when
+ * it is on PATH, which costs less CPU per request and times in microseconds.
+ * Each run is bounded in time and loopback only.
  * Only erasable TypeScript: Node runs this file as it is.
  */
 import { spawn } from "node:child_process";
@@ -29,6 +30,12 @@ export interface LoadRun {
   /** Default GET; a body is sent with every request. */
   method?: "GET" | "POST" | undefined;
   body?: string | undefined;
+  /**
+   * A body per request instead of `body` (e.g. a notification with the next
+   * event number); `tag` comes back to `answered` with the request's status.
+   * Only autocannon sends these (wrk sends one body).
+   */
+  numbered?: { next(): { body: string; tag: number }; answered(tag: number, status: number): void } | undefined;
 }
 
 export interface LoadGenerator {
@@ -64,6 +71,7 @@ export function wrk(core: number | undefined): LoadGenerator {
         .join(" "),
     run: (run) =>
       new Promise((resolve, reject) => {
+        if (run.numbered) return reject(new Error("wrk sends one body; a row with a body per request runs with autocannon"));
         const [cmd, ...args] = command(run);
         // bench/wrk-report.lua reads the method and body from the environment (wrk takes one script).
         const env = { ...process.env, WRK_METHOD: run.method ?? "GET", ...(run.body !== undefined ? { WRK_BODY: run.body } : {}) };
@@ -103,8 +111,10 @@ interface AutocannonResult {
   non2xx: number;
 }
 type Autocannon = (opts: Record<string, unknown>) => Promise<AutocannonResult>;
+/** autocannon's per-connection context, where a request's tag waits for its answer (pipelining 1). */
+type ConnectionContext = { tag?: number };
 
-/** autocannon, in this process (so on this process's core), imported only when wrk is absent. */
+/** autocannon, in this process (so on this process's core). */
 export async function autocannon(): Promise<LoadGenerator> {
   let run: Autocannon;
   let version = "autocannon";
@@ -115,17 +125,44 @@ export async function autocannon(): Promise<LoadGenerator> {
     version = `autocannon ${(createRequire(import.meta.url)("autocannon/package.json") as { version: string }).version}`;
   } catch {
     throw new Error(
-      `No load generator: wrk is not installed and neither is autocannon.\n` +
-        `Install one:  apt-get install -y wrk   (preferred)\n` +
-        `         or:  ${AUTOCANNON_INSTALL}`,
+      `No load generator: autocannon (a devDependency) is not installed; run \`npm ci\`, or ${AUTOCANNON_INSTALL}.\n` +
+        `Optional: apt-get install -y wrk (then BENCH_LOADGEN=wrk, or it is picked up when on PATH).`,
     );
   }
   return {
     name: "autocannon",
     version,
-    describe: (r) => `autocannon({ url: '${r.url}', connections: ${r.connections}, duration: ${r.seconds}${r.method ? `, method: '${r.method}'` : ""}${r.body !== undefined ? ", body" : ""} })`,
+    describe: (r) =>
+      `autocannon({ url: '${r.url}', connections: ${r.connections}, duration: ${r.seconds}${r.method ? `, method: '${r.method}'` : ""}${r.numbered ? ", a new body per request (the next event number)" : r.body !== undefined ? ", body" : ""} })`,
     async run(r) {
-      const result = await run({ url: r.url, connections: r.connections, duration: r.seconds, headers: r.headers, pipelining: 1, timeout: 10, method: r.method ?? "GET", ...(r.body !== undefined ? { body: r.body } : {}) });
+      const numbered = r.numbered;
+      const perRequest = numbered
+        ? {
+            requests: [
+              {
+                setupRequest: (req: Record<string, unknown>, context: ConnectionContext) => {
+                  const { body, tag } = numbered.next();
+                  context.tag = tag;
+                  return { ...req, body };
+                },
+                onResponse: (status: number, _body: unknown, context: ConnectionContext) => {
+                  if (context.tag !== undefined) numbered.answered(context.tag, status);
+                },
+              },
+            ],
+          }
+        : {};
+      const result = await run({
+        url: r.url,
+        connections: r.connections,
+        duration: r.seconds,
+        headers: r.headers,
+        pipelining: 1,
+        timeout: 10,
+        method: r.method ?? "GET",
+        ...(r.body !== undefined && !numbered ? { body: r.body } : {}),
+        ...perRequest,
+      });
       return {
         requests: result.requests.total,
         seconds: result.duration,
@@ -139,10 +176,18 @@ export async function autocannon(): Promise<LoadGenerator> {
   };
 }
 
-/** wrk when present (or BENCH_LOADGEN=wrk|autocannon to choose). */
+/**
+ * BENCH_LOADGEN=wrk|autocannon chooses; otherwise wrk when it is on PATH (it
+ * measures with less noise), and autocannon, which `npm ci` always installs,
+ * when it is not. Asking for wrk without it installed is an error that says so.
+ */
 export async function loadGenerator(core: number | undefined): Promise<LoadGenerator> {
   const wanted = process.env.BENCH_LOADGEN;
-  if (wanted === "autocannon") return autocannon();
-  if (wanted === "wrk" || hasCommand("wrk")) return wrk(core);
-  return autocannon();
+  if (wanted !== undefined && wanted !== "wrk" && wanted !== "autocannon") throw new Error(`BENCH_LOADGEN must be wrk or autocannon, not ${JSON.stringify(wanted)}`);
+  if (wanted === "wrk") {
+    if (!hasCommand("wrk")) throw new Error("BENCH_LOADGEN=wrk, but wrk is not on PATH (apt-get install -y wrk), or leave BENCH_LOADGEN unset to use autocannon");
+    return wrk(core);
+  }
+  if (wanted === "autocannon" || !hasCommand("wrk")) return autocannon();
+  return wrk(core);
 }

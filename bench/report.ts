@@ -32,7 +32,9 @@ export interface TargetCheck {
 
 export interface DrainResult {
   channel: string;
-  /** Notifications the edge acknowledged (2xx), counted by the load generator: a lower bound (a run's last in-flight requests are not counted). */
+  /** Event numbers sent (1..sent), the last one included. */
+  sent: number;
+  /** Notifications the edge acknowledged (2xx), as the load generator saw the answers: a run's last in-flight requests are not counted. */
   accepted: number;
   /** Deliveries per target when the load ended. */
   atLoadEnd: Record<string, number>;
@@ -40,6 +42,10 @@ export interface DrainResult {
   atLast: Record<string, number>;
   /** From the end of the load to the last target having the last event; undefined on timeout. */
   lastEventMs: number | undefined;
+  /** Per target: acknowledged events it never received. */
+  missing: Record<string, number>;
+  /** Every target had the last event and every acknowledged one. */
+  complete: boolean;
   summary: string;
 }
 

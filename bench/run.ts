@@ -13,7 +13,8 @@
  * BENCH_REPS (default 3), BENCH_CONNECTIONS (the high concurrency, default
  * 32), BENCH_PAIR_CYCLES (cycles of the paired phase, default 6),
  * BENCH_TOKEN_LIFETIME (seconds, default 20), BENCH_LOADGEN
- * (wrk|autocannon), BENCH_SKIP_MICRO=1, BENCH_ROWS=<id>,<id> (a subset of
+ * (wrk|autocannon; by default wrk when on PATH, else autocannon, which
+ * `npm ci` installs; the intake row always uses autocannon), BENCH_SKIP_MICRO=1, BENCH_ROWS=<id>,<id> (a subset of
  * bench/targets.ts), BENCH_INSPECTOR=<port> (opens workerd's inspector, for
  * bench/profile.ts).
  * Only erasable TypeScript: Node runs this file as it is.
@@ -27,7 +28,7 @@ import { unstable_readConfig } from "wrangler";
 import { BUNDLE_BUDGET_GZIP_BYTES, buildForDeploy, measureBundle } from "./bundle-size.ts";
 import { AGGREGATE_COUNT, PATIENT_ID, SEARCHSET_ENTRIES, SLOW_DELAY_MS, intakeNotificationJson, searchsetJson } from "./fixtures.ts";
 import { BACKOFF_BATCH, CONNECTION_BATCH, GAP_BATCH, MICRO_UPSTREAM } from "./micro/batches.ts";
-import { loadGenerator, type LoadGenerator, type LoadRun } from "./loadgen.ts";
+import { autocannon, loadGenerator, type LoadGenerator, type LoadRun } from "./loadgen.ts";
 import { startNginx, type Nginx } from "./nginx.ts";
 import { benchCores, cpuSecondsOf, onStop, pin, spawnPinned, startBenchUpstream, stopAll, TASKSET } from "./processes.ts";
 import { renderMarkdown, renderSvg, type DrainResult, type MicroResult, type Report, type RowResult, type TargetCheck } from "./report.ts";
@@ -60,8 +61,6 @@ const TOKEN_LIFETIME = Number(process.env.BENCH_TOKEN_LIFETIME ?? 20);
 const TOKEN_REFRESH_EVERY = TOKEN_LIFETIME - Math.min(60, TOKEN_LIFETIME * 0.1);
 /** How long the bench waits, after the intake row, for every channel target to have the last event. */
 const DRAIN_TIMEOUT_MS = 60_000;
-/** The event number of the notification sent after the intake load: its arrival at a target is "the last event". */
-const LAST_EVENT = 1_000_000;
 /** A safety net only: the bench is sized to finish in well under five minutes. */
 const WATCHDOG_MS = 9 * 60_000;
 
@@ -73,7 +72,17 @@ interface Env {
   workerd: Workerd;
   nginx: Nginx | undefined;
   proxyCore: number | undefined;
+  /** The intake row's event numbers: one counter across its check, warm-up, runs and drain. */
+  events: EventSequence;
 }
+
+/** Event numbers handed out (1, 2, 3, ...) and the ones the edge acknowledged with a 2xx. */
+interface EventSequence {
+  last: number;
+  accepted: Set<number>;
+}
+
+const nextEvent = (events: EventSequence): number => ++events.last;
 
 function baseUrl(env: Env, via: Via): string | undefined {
   switch (via) {
@@ -115,7 +124,8 @@ function coreTicks(core: number): { busy: number; total: number } {
 /** Fetches a row once and checks its answer is the payload it should be. */
 async function check(env: Env, target: Target): Promise<void> {
   const url = baseUrl(env, target.via)! + target.path;
-  const res = await fetch(url, { method: target.method ?? "GET", headers: target.headers ?? {}, ...(target.body !== undefined ? { body: target.body } : {}) });
+  const sent = checkBody(env, target);
+  const res = await fetch(url, { method: target.method ?? "GET", headers: target.headers ?? {}, ...(sent !== undefined ? { body: sent } : {}) });
   const body = await res.text();
   const fail = (why: string) => {
     throw new Error(`row "${target.label}" (${url}) ${why}; status ${res.status}, first bytes: ${body.slice(0, 300)}`);
@@ -137,9 +147,29 @@ async function check(env: Env, target: Target): Promise<void> {
   if (target.payload === "notification" && !body.includes('"OperationOutcome"')) fail("did not acknowledge the notification");
 }
 
+/** The row's body for its check: a numbered row's takes the next event number, and counts as acknowledged. */
+function checkBody(env: Env, target: Target): string | undefined {
+  if (!target.numberedBody) return target.body;
+  const n = nextEvent(env.events);
+  env.events.accepted.add(n);
+  return target.numberedBody(n);
+}
+
 /** A load run of `target` (its method, body and headers). */
 function loadRun(env: Env, target: Target, connections: number, seconds: number): LoadRun {
-  return { url: baseUrl(env, target.via)! + target.path, headers: target.headers ?? {}, connections, seconds, method: target.method, body: target.body };
+  const make = target.numberedBody;
+  const numbered: LoadRun["numbered"] = make
+    ? {
+        next: () => {
+          const n = nextEvent(env.events);
+          return { body: make(n), tag: n };
+        },
+        answered: (n, status) => {
+          if (status >= 200 && status < 300) env.events.accepted.add(n);
+        },
+      }
+    : undefined;
+  return { url: baseUrl(env, target.via)! + target.path, headers: target.headers ?? {}, connections, seconds, method: target.method, body: target.body, numbered };
 }
 
 /** Seconds per run of a row: the bench's, or the row's own when shorter. */
@@ -167,25 +197,35 @@ async function measure(env: Env, generator: LoadGenerator, target: Target, conne
 
 
 /**
- * After a channel's load: sends one more notification (event LAST_EVENT; the channel
- * delivers in arrival order) and waits, bounded, until every target has it.
+ * After a channel's load: sends one more notification (the next event number, so the
+ * strict channel delivers it after every event before it) and waits, bounded, until every
+ * target has it; then counts, per target, the acknowledged events it never received.
  */
-async function drain(env: Env, target: Target, receiver: Receiver, acceptedBefore: number): Promise<DrainResult> {
+async function drain(env: Env, target: Target, receiver: Receiver): Promise<DrainResult> {
   const t0 = Date.now();
   const atLoadEnd = receiver.counts();
-  const res = await fetch(baseUrl(env, target.via)! + target.path, { method: "POST", headers: target.headers ?? {}, body: intakeNotificationJson(LAST_EVENT) });
+  const last = nextEvent(env.events);
+  receiver.watch(last);
+  const res = await fetch(baseUrl(env, target.via)! + target.path, { method: "POST", headers: target.headers ?? {}, body: target.numberedBody!(last) });
   await res.arrayBuffer();
-  const accepted = acceptedBefore + (res.ok ? 1 : 0);
+  if (res.ok) env.events.accepted.add(last);
   while (Date.now() - t0 < DRAIN_TIMEOUT_MS && receiver.names.some((n) => receiver.markerAt(n) === undefined)) await new Promise((r) => setTimeout(r, 20));
   const all = receiver.names.every((n) => receiver.markerAt(n) !== undefined);
   const lastEventMs = all ? Math.max(...receiver.names.map((n) => receiver.markerAt(n)!)) - t0 : undefined;
   const now = receiver.counts();
   const atLast = Object.fromEntries(receiver.names.map((n) => [n, receiver.countAtMarker(n) ?? now[n]!]));
+  const accepted = env.events.accepted.size;
+  const lostEvents = Object.fromEntries(receiver.names.map((n) => [n, [...env.events.accepted].filter((e) => !receiver.events(n).has(e)).sort((a, b) => a - b)]));
+  const missing = Object.fromEntries(receiver.names.map((n) => [n, lostEvents[n]!.length]));
+  const complete = all && Object.values(missing).every((m) => m === 0);
   const per = receiver.names.map((n) => `${n}: ${atLast[n]}`).join(", ");
-  const summary = all
-    ? `${accepted} notifications accepted; the last target had the last event ${(lastEventMs! / 1000).toFixed(2)} s after the load ended (deliveries then ${per})`
-    : `${accepted} notifications accepted; after ${DRAIN_TIMEOUT_MS / 1000} s not every target had the last event (deliveries ${per})`;
-  return { channel: target.channel!, accepted, atLoadEnd, atLast, lastEventMs, summary };
+  const lost = receiver.names.map((n) => `${n} ${missing[n]}${missing[n]! > 0 ? ` (events ${lostEvents[n]!.slice(0, 10).join(", ")}${missing[n]! > 10 ? ", ..." : ""})` : ""}`).join(", ");
+  const summary =
+    (all
+      ? `${accepted} notifications acknowledged; the last target had the last event ${(lastEventMs! / 1000).toFixed(2)} s after the load ended (deliveries then ${per})`
+      : `${accepted} notifications acknowledged; after ${DRAIN_TIMEOUT_MS / 1000} s not every target had the last event (deliveries ${per})`) +
+    (complete ? "; every acknowledged event reached every target" : `; acknowledged events a target never received: ${lost}`);
+  return { channel: target.channel!, sent: env.events.last, accepted, atLoadEnd, atLast, lastEventMs, missing, complete, summary };
 }
 
 /** Reads what bench/micro/hot-paths.bench.ts wrote; `period` is ms per sample (a batch for the cheap ones). */
@@ -250,6 +290,9 @@ async function main(): Promise<void> {
   const bundle = measureBundle(edgeDir);
 
   const generator = await loadGenerator(generatorCore);
+  // Rows with a body per request (the intake row's event numbers) need autocannon.
+  const numberedGenerator = generator.name === "autocannon" ? generator : await autocannon();
+  const generatorFor = (target: Target) => (target.numberedBody ? numberedGenerator : generator);
   log(`load generator: ${generator.version}; ${pinned ? `generator, upstream and harness on core ${generatorCore}, proxies on core ${proxyCore}` : "not pinned (no taskset or one core)"}`);
 
   let micro: MicroResult[] = [];
@@ -267,7 +310,7 @@ async function main(): Promise<void> {
   onStop(() => token.close());
 
   // The channel's two targets: a node:http receiver in this process counting deliveries.
-  const receiver = await startReceiver(["a", "b"], `Encounter/${LAST_EVENT}"`);
+  const receiver = await startReceiver(["a", "b"]);
   onStop(() => receiver.close());
 
   const wrangler = unstable_readConfig({ config: join(ROOT, "wrangler.toml") });
@@ -278,8 +321,12 @@ async function main(): Promise<void> {
       topic: "http://hl7.org/SubscriptionTopic/admission",
       secret: "env:BENCH_CHANNEL_SECRET",
       payload: "id-only",
-      // The load generator sends the same body again and again: store and deliver every one.
-      sequencing: "none",
+      // Strict sequencing (the default), as a real source's counters: every POST carries the
+      // next event number; concurrent POSTs arrive out of order and are held, then released.
+      sequencing: "strict",
+      // An event whose POST the load generator cut off at a run's end is a gap: ask $events
+      // (the bench upstream has none) after 1 s instead of 5, then deliver what follows.
+      gapGracePeriod: 1,
       // Never drop an undelivered notification during the bench.
       retentionEvents: 1_000_000,
       targets: receiver.urls.map((url) => ({ url })),
@@ -311,7 +358,7 @@ async function main(): Promise<void> {
     core: proxyCore,
   });
   const nginx = await startNginx(join(OUT, "nginx"), upstreamPort, proxyCore);
-  const env: Env = { upstream, workerd, nginx, proxyCore };
+  const env: Env = { upstream, workerd, nginx, proxyCore, events: { last: 0, accepted: new Set() } };
 
   // BENCH_ROWS=id,id runs a subset (while profiling a fix); the report then lists only those.
   const only = process.env.BENCH_ROWS ? new Set(process.env.BENCH_ROWS.split(",")) : undefined;
@@ -330,15 +377,9 @@ async function main(): Promise<void> {
   const shared = active.filter((t) => !t.isolated);
   const isolated = active.filter((t) => t.isolated);
   log(`warming up every row (1 s each)${isolated.length ? `, but ${isolated.map((t) => t.id).join(", ")} (warmed up in its own phase)` : ""}`);
-  for (const target of shared) await generator.run(loadRun(env, target, HIGH, 1));
+  for (const target of shared) await generatorFor(target).run(loadRun(env, target, HIGH, 1));
 
   const samples = new Map<string, { latency: Sample[]; throughput: Sample[] }>(active.map((t) => [t.id, { latency: [], throughput: [] }]));
-  // Notifications the edge acknowledged (2xx) per channel: the check's one, then every run's.
-  const accepted = new Map<string, number>();
-  for (const t of active) if (t.channel) accepted.set(t.channel, (accepted.get(t.channel) ?? 0) + 1);
-  const countAccepted = (target: Target, r: { requests: number; badStatus: number }) => {
-    if (target.channel) accepted.set(target.channel, (accepted.get(target.channel) ?? 0) + r.requests - r.badStatus);
-  };
   let oauthLast = oauthFirst;
   const total = REPS * 2 * active.length;
   let done = 0;
@@ -349,9 +390,8 @@ async function main(): Promise<void> {
         // first, or right after the same neighbour (rows share workerd's thread).
         const order = shuffled(group, seedOffset + rep * 2 + (connections === 1 ? 0 : 1) + 1);
         for (const target of order) {
-          const sample = await measure(env, generator, target, connections, secondsOf(target));
+          const sample = await measure(env, generatorFor(target), target, connections, secondsOf(target));
           if (target.oauth) oauthLast = Date.now();
-          countAccepted(target, sample);
           samples.get(target.id)![connections === 1 ? "latency" : "throughput"].push(sample);
           done++;
         }
@@ -371,7 +411,8 @@ async function main(): Promise<void> {
         // Rotate who goes first, so no row always follows the same one.
         for (let k = 0; k < ids.length; k++) {
           const id = ids[(cycle + k) % ids.length]!;
-          const sample = await measure(env, generator, shared.find((t) => t.id === id)!, HIGH, 1);
+          const pairTarget = shared.find((t) => t.id === id)!;
+          const sample = await measure(env, generatorFor(pairTarget), pairTarget, HIGH, 1);
           if (sample.errors + sample.badStatus > 0 || sample.requests === 0) throw new Error(`paired phase: ${id} answered ${sample.requests} requests, with ${sample.errors} errors and ${sample.badStatus} non-2xx answers`);
           pairedRps.set(id, [...(pairedRps.get(id) ?? []), sample.rps]);
         }
@@ -389,11 +430,11 @@ async function main(): Promise<void> {
   const drains: DrainResult[] = [];
   if (isolated.length > 0) {
     log(`rows that leave work behind, alone: ${isolated.map((t) => t.id).join(", ")} (1 s warm-up each)`);
-    for (const target of isolated) countAccepted(target, await generator.run(loadRun(env, target, HIGH, 1)));
+    for (const target of isolated) await generatorFor(target).run(loadRun(env, target, HIGH, 1));
     await runBlocks(isolated, 100);
     for (const channel of new Set(isolated.flatMap((t) => (t.channel ? [t.channel] : [])))) {
       const target = isolated.find((t) => t.channel === channel)!;
-      drains.push(await drain(env, target, receiver, accepted.get(channel) ?? 0));
+      drains.push(await drain(env, target, receiver));
       log(`channel ${channel}: ${drains.at(-1)!.summary}`);
     }
   }
@@ -482,18 +523,32 @@ async function main(): Promise<void> {
   }
   const intake = row("edge-intake");
   if (intake) {
+    const cpu = intake.throughput!.proxyCpuMsPerRequest;
     sections.push({
-      title: "Subscription intake: one channel, two targets",
+      title: "Subscription intake: one strict channel, two targets",
       lines: [
-        `\`POST /webhooks/${CHANNEL}\` with the channel secret (X-Api-Key) and the same R5 id-only event-notification Bundle (${Buffer.byteLength(intake.target.body ?? "")} bytes) every time; the channel has \`sequencing: "none"\`, so every POST is stored (SQLite in the channel's Durable Object, on a fresh local directory here) before its 200 and delivered to both targets (a node:http receiver in the bench process, answering 200 at once).`,
-        `Intake: ${Math.round(intake.throughput!.rps)} notifications/s at ${HIGH} connections (p50 ${intake.throughput!.p50Ms.toFixed(2)} ms, p99 ${intake.throughput!.p99Ms.toFixed(2)} ms); ${Math.round(intake.latency!.rps)}/s at 1 connection (p50 ${intake.latency!.p50Ms.toFixed(2)} ms, p99 ${intake.latency!.p99Ms.toFixed(2)} ms). Delivery to the targets runs in the same workerd thread meanwhile, so these rates include it; the row runs alone, after all the others, so its deliveries disturb no other row.`,
+        `\`POST /webhooks/${CHANNEL}\` with the channel secret (X-Api-Key) and an R5 id-only event-notification Bundle (${Buffer.byteLength(intake.target.body ?? "")} bytes) whose event number is the next one every time (1, 2, 3, ... across the check, warm-up and every run; ${numberedGenerator.version} makes each request's body). The channel has \`sequencing: "strict"\`, as a source's counters: concurrent POSTs arrive out of order and are held until the events before them arrive; each is stored (SQLite in the channel's Durable Object, on a fresh local directory here) before its 200 and delivered to both targets in event order (a node:http receiver in the bench process, answering 200 at once, noting each event number).`,
+        `Intake: **${Math.round(intake.throughput!.rps)} notifications/s** at ${HIGH} connections (p50 ${intake.throughput!.p50Ms.toFixed(2)} ms, p99 ${intake.throughput!.p99Ms.toFixed(2)} ms); ${Math.round(intake.latency!.rps)}/s at 1 connection (p50 ${intake.latency!.p50Ms.toFixed(2)} ms, p99 ${intake.latency!.p99Ms.toFixed(2)} ms)${cpu !== undefined ? `; **${cpu.toFixed(3)} ms CPU per notification** (the whole workerd process, delivery to both targets included)` : ""}. Delivery runs in the same workerd thread meanwhile, so these rates include it; the row runs alone, after all the others, so its deliveries disturb no other row.`,
         ...drains.map(
           (d) =>
-            `Delivery: after the last run, one more notification (event ${LAST_EVENT}) was posted; ${d.lastEventMs !== undefined ? `**the last target had it ${(d.lastEventMs / 1000).toFixed(2)} s after the load ended**` : `**not every target had it after ${DRAIN_TIMEOUT_MS / 1000} s**`}. ` +
-            `${d.accepted.toLocaleString("en-US")} notifications acknowledged in all (warm-up and check included; counted from the load generator's 2xx, a lower bound: a run's in-flight requests at its end are not counted); deliveries per target when the load ended: ${Object.entries(d.atLoadEnd).map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join(", ")}; when it had the last event: ${Object.entries(d.atLast).map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join(", ")}.`,
+            `Delivery: after the last run, one more notification (event ${d.sent}, the last number) was posted; ${d.lastEventMs !== undefined ? `**the last target had it ${(d.lastEventMs / 1000).toFixed(2)} s after the load ended**` : `**not every target had it after ${DRAIN_TIMEOUT_MS / 1000} s**`}. ` +
+            `${d.accepted.toLocaleString("en-US")} of the ${d.sent.toLocaleString("en-US")} event numbers sent were acknowledged with a 2xx (the rest were cut off in flight at a run's end); ` +
+            (d.complete
+              ? "**every acknowledged event reached every target**"
+              : `**not every acknowledged event reached every target**: missing ${Object.entries(d.missing).map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join(", ")}`) +
+            `; deliveries per target when the load ended: ${Object.entries(d.atLoadEnd).map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join(", ")}; when it had the last event: ${Object.entries(d.atLast).map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join(", ")}.`,
         ),
       ],
     });
+    for (const d of drains) {
+      targets.push({
+        goal: `every notification acknowledged with 2xx reaches every target (channel ${d.channel}, strict)`,
+        measured: d.complete
+          ? `${d.accepted.toLocaleString("en-US")} acknowledged, all at both targets; the last ${(d.lastEventMs! / 1000).toFixed(2)} s after the load ended`
+          : `missing per target: ${Object.entries(d.missing).map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join(", ")}${d.lastEventMs === undefined ? `; the last event had not reached every target after ${DRAIN_TIMEOUT_MS / 1000} s` : ""}`,
+        met: d.complete,
+      });
+    }
   }
 
   const one = active.find((t) => t.via === "edge")!;
@@ -526,7 +581,7 @@ async function main(): Promise<void> {
       ...(nginx ? [`${TASKSET && proxyCore !== undefined ? `taskset -c ${proxyCore} ` : ""}nginx -p bench/out/nginx -c bench/out/nginx/nginx.conf`] : []),
       generator.describe(loadRun(env, one, 1, SECONDS)),
       generator.describe(loadRun(env, one, HIGH, SECONDS)),
-      ...(intake ? [generator.describe(loadRun(env, intake.target, HIGH, secondsOf(intake.target)))] : []),
+      ...(intake ? [generatorFor(intake.target).describe(loadRun(env, intake.target, HIGH, secondsOf(intake.target)))] : []),
       "npx vitest bench --run --config bench/vitest.config.ts",
     ],
     highConcurrency: HIGH,
@@ -546,7 +601,9 @@ async function main(): Promise<void> {
       "nginx only forwards: it does not rewrite the upstream's URLs in the 200 KB Bundle (the edge does), so compare the rewriting row with the edge streaming the same bytes.",
       `Runs are ${SECONDS} s (the intake row's 1 s, bench/targets.ts) to keep the bench under five minutes; p99 at 1 connection rests on a few thousand samples per row, and the req/s range shows how far repetitions spread on this shared machine.`,
       "Finding where the time goes: `node bench/profile.ts` samples a V8 CPU profile of the edge in workerd while wrk drives one path; `node bench/compare-builds.ts <a> <b>` compares the CPU per request of two dry-run builds, alternating.",
-      ...(generator.name === "autocannon" ? ["autocannon reports latencies in whole milliseconds; install wrk for finer ones."] : []),
+      ...(generator.name === "autocannon"
+        ? ["The load generator is autocannon (a devDependency, installed by `npm ci`), running in the bench's own process; it reports latencies in whole milliseconds. With wrk on PATH (apt-get install -y wrk) the bench uses wrk instead (finer latencies, less CPU on the generator's core); BENCH_LOADGEN=wrk|autocannon chooses."]
+        : ["The intake row sends a new body per request, which wrk cannot: it runs with autocannon (a devDependency) while the other rows use wrk."]),
     ],
   };
   writeFileSync(join(BENCH_DIR, "results.md"), renderMarkdown(report));

@@ -41,6 +41,11 @@ export interface Target {
   isolated?: boolean;
   /** The channel this row feeds: after its runs, the bench waits until every target has the last event. */
   channel?: string;
+  /**
+   * A body per request from this function of an increasing event number (1, 2, 3, ... across
+   * every run of the row), instead of `body`; sent with autocannon, which can.
+   */
+  numberedBody?: (eventNumber: number) => string;
 }
 
 /** The edge's inbound API key for the bench (config in run.ts). */
@@ -53,7 +58,7 @@ export const OAUTH_SOURCE = "bench-oauth";
 export const SLOW_SOURCE = "bench-slow";
 export const SECOND_SOURCE = "bench-b";
 export const AGGREGATE_SOURCES = [SOURCE, SECOND_SOURCE, SLOW_SOURCE];
-/** The relay channel of the intake row (sequencing "none": every POST of the same body is stored and delivered). */
+/** The relay channel of the intake row: strict sequencing, every POST the next event number (run.ts). */
 export const CHANNEL = "bench";
 export const CHANNEL_SECRET = "bench-channel-secret-0123456789";
 
@@ -100,12 +105,13 @@ export const TARGETS: Target[] = [
   },
   {
     id: "edge-intake",
-    label: "edge, subscription intake (1 channel, 2 targets)",
+    label: "edge, subscription intake (strict channel, 2 targets)",
     payload: "notification",
     via: "edge",
     path: `webhooks/${CHANNEL}`,
     method: "POST",
     body: intakeNotificationJson(1),
+    numberedBody: intakeNotificationJson,
     headers: { "X-Api-Key": CHANNEL_SECRET, "Content-Type": "application/fhir+json" },
     seconds: 1,
     isolated: true,

@@ -45,6 +45,9 @@ export function parseDevVars(text) {
 
 const config = unstable_readConfig({ config: configPath, ...(envName ? { env: envName } : {}) });
 const env = { ...config.vars };
+// Rate-limit bindings exist only at run time: stand in for the ones wrangler.toml declares, so
+// PROXY_RATE_LIMITS naming an undeclared one is reported.
+for (const limiter of config.ratelimits ?? []) env[limiter.name] = { limit: async () => ({ success: true }) };
 if (existsSync(varsPath)) Object.assign(env, parseDevVars(readFileSync(varsPath, "utf8")));
 
 const edge = readEdgeConfig(env);

@@ -4,35 +4,128 @@
  *
  * Starts the demo upstream (the same real FHIR server the tests use, Medplum's
  * router over an in-memory store, seeded with a few patients and
- * observations) on loopback, then `wrangler dev` in front of it with local KV
- * and Durable Objects, a demo API key, and prints a curl line that works as
- * pasted. Ctrl-C stops both.
+ * observations) on loopback, a local webhook receiver that verifies and
+ * prints every delivery, then `wrangler dev` in front of them with local KV
+ * and Durable Objects, a demo API key and a demo subscription channel, and
+ * prints curl lines that work as pasted and the console's URL. Ctrl-C stops
+ * all of it.
  *
  * Environment: PORT (edge, default 8787), DEMO_API_KEY (default demo-key).
  */
 import { spawn } from "node:child_process";
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { demoObservations, demoPatients, startFhirServer } from "../test/peers/fhir-server.ts";
 
 const port = Number(process.env.PORT ?? 8787);
 const apiKey = process.env.DEMO_API_KEY ?? "demo-key";
+const edge = `http://127.0.0.1:${port}`;
+// Demo-only secrets: the channel's (the FHIR server shows it to the edge) and the target's signing key.
+const channelSecret = "demo-channel-secret";
+const signingSecret = "demo-signing-secret";
 
 const upstream = await startFhirServer();
 const patients = await upstream.seed(demoPatients(8));
 await upstream.seed(demoObservations(patients, 3));
 console.log(`demo FHIR server (Medplum router, in memory): ${upstream.url}  (${patients.length} patients)`);
 
+/**
+ * Checks one delivery's signature. Today the edge's `X-Fhir-Edge-Signature`
+ * (`sha256=<hex HMAC-SHA256 of the body>`, key = the secret's UTF-8 bytes);
+ * swapping to Standard Webhooks (`webhook-id`, `webhook-timestamp`,
+ * `webhook-signature`) is this one function.
+ */
+function verifyDelivery(headers, body) {
+  const given = String(headers["x-fhir-edge-signature"] ?? "");
+  const expected = `sha256=${createHmac("sha256", signingSecret).update(body).digest("hex")}`;
+  return given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+}
+
+/** A sample R5 notification for the demo channel: one event, numbered `n`, about a demo patient. */
+function sampleNotification(n) {
+  const at = new Date().toISOString();
+  const focus = `${upstream.url}/Patient/${patients[(n - 1) % patients.length].id}`;
+  return {
+    resourceType: "Bundle",
+    id: `demo-notification-${n}`,
+    type: "subscription-notification",
+    timestamp: at,
+    entry: [
+      {
+        fullUrl: `urn:uuid:${crypto.randomUUID()}`,
+        resource: {
+          resourceType: "SubscriptionStatus",
+          status: "active",
+          type: "event-notification",
+          eventsSinceSubscriptionStart: String(n),
+          notificationEvent: [{ eventNumber: String(n), timestamp: at, focus: { reference: focus } }],
+          subscription: { reference: `${upstream.url}/Subscription/demo` },
+          topic: "http://example.org/SubscriptionTopic/patient-admission",
+        },
+      },
+    ],
+  };
+}
+
+// The curl line posts this file; after each delivery it holds the next event, so the same line works again.
+const samplePath = join(tmpdir(), `fhir-edge-demo-notification-${port}.json`);
+const writeSample = (n) => writeFileSync(samplePath, JSON.stringify(sampleNotification(n), null, 2));
+writeSample(1);
+
+const receiver = http.createServer((req, res) => {
+  const chunks = [];
+  req.on("data", (c) => chunks.push(c));
+  req.on("end", () => {
+    const body = Buffer.concat(chunks);
+    if (!verifyDelivery(req.headers, body)) {
+      console.log("[receiver] REFUSED a delivery: its signature does not verify");
+      res.writeHead(401).end();
+      return;
+    }
+    let events = [];
+    try {
+      const status = JSON.parse(body.toString("utf8")).entry?.[0]?.resource ?? {};
+      events = (status.notificationEvent ?? []).map((e) => `#${e.eventNumber} ${e.focus?.reference ?? ""}`.trim());
+      const last = Math.max(0, ...(status.notificationEvent ?? []).map((e) => Number(e.eventNumber)).filter(Number.isFinite));
+      if (last > 0) writeSample(last + 1);
+    } catch {
+      // still verified; just not a bundle we can summarise
+    }
+    console.log(`[receiver] verified delivery (X-Fhir-Edge-Signature ok): ${events.join(", ") || `${body.length} bytes`}`);
+    res.writeHead(204).end();
+  });
+});
+await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+const receiverUrl = `http://127.0.0.1:${receiver.address().port}/deliveries`;
+console.log(`demo webhook receiver (verifies each delivery's signature): ${receiverUrl}`);
+
+const channels = {
+  demo: {
+    source: "demo",
+    topic: "http://example.org/SubscriptionTopic/patient-admission",
+    secret: "env:DEMO_CHANNEL_SECRET",
+    targets: [{ url: receiverUrl, signingSecret: "env:DEMO_SIGNING_SECRET" }],
+  },
+};
 const vars = {
   PROXY_AUTH: "api-key",
   PROXY_API_KEYS: `demo:${apiKey}`,
   PROXY_ADMIN_CLIENTS: "demo",
   ALLOW_INSECURE_HTTP: "true",
   FHIR_SOURCE_DEMO: `fhir+${upstream.url}`,
+  FHIR_CHANNELS: JSON.stringify(channels),
+  DEMO_CHANNEL_SECRET: channelSecret,
+  DEMO_SIGNING_SECRET: signingSecret,
 };
 // wrangler's package exports hide bin/; find it beside the resolved entry point.
 const wranglerBin = join(dirname(createRequire(import.meta.url).resolve("wrangler")), "..", "bin", "wrangler.js");
-const args = [wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false"];
+// A fresh local state per run, like the in-memory demo server: the demo channel starts at event 1.
+const state = mkdtempSync(join(tmpdir(), "fhir-edge-demo-state-"));
+const args = [wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state, "--show-interactive-dev-session=false"];
 for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
 
 // Its own process group, so stopping reaches wrangler's children (workerd) too.
@@ -46,7 +139,6 @@ wrangler.stdout.on("data", (chunk) => {
   process.stdout.write(chunk);
   if (!announced && /Ready on/i.test(String(chunk))) {
     announced = true;
-    const edge = `http://127.0.0.1:${port}`;
     console.log(`
 fhir-edge is running at ${edge}, proxying source "demo" to the demo FHIR server.
 Try:
@@ -57,7 +149,14 @@ Try:
   curl -s -H "X-Api-Key: ${apiKey}" "${edge}/status"
   curl -s "${edge}/demo/metadata"
 
-Ctrl-C stops the edge and the demo server.
+The relay: channel "demo" delivers to the local receiver above, which prints each delivery it verified.
+Post a sample notification as the FHIR server would (again for the next event):
+
+  curl -s -X POST -H "Content-Type: application/fhir+json" -H "X-Api-Key: ${channelSecret}" --data-binary @${samplePath} "${edge}/webhooks/demo"
+
+The console: open ${edge}/status in a browser and sign in with the demo admin key: ${apiKey}
+
+Ctrl-C stops the edge, the receiver and the demo server.
 `);
   }
 });
@@ -84,6 +183,10 @@ async function stop(code) {
     clearTimeout(forced);
   }
   await upstream.close();
+  receiver.closeAllConnections();
+  await new Promise((resolve) => receiver.close(resolve));
+  rmSync(state, { recursive: true, force: true });
+  rmSync(samplePath, { force: true });
   process.exit(code);
 }
 process.on("SIGINT", () => void stop(0));

@@ -1,6 +1,8 @@
 import { Hono } from "hono";
 import { requireAdmin } from "./admin/require-admin.ts";
 import { statusHandler } from "./admin/status.ts";
+import { consoleGate, liveFragmentHandler, signInFormHandler, signInHandler, signOutHandler } from "./admin/console/routes.tsx";
+import { sessionOrInbound } from "./auth/inbound/session-cookie.ts";
 import { aggregateBatchHandler } from "./aggregate/batch-handler.ts";
 import type { AggregateHandlers } from "./aggregate/custom.ts";
 import { aggregateSearchHandler, type AggregateRouteOptions } from "./aggregate/search-handler.ts";
@@ -14,6 +16,8 @@ import { edgeMetadataHandler } from "./metadata/handler.ts";
 import { sourceMetadataHandler, smartConfigurationHandler } from "./proxy/discovery.ts";
 import { defaultDeps, type ForwardDeps } from "./proxy/forward.ts";
 import { proxyHandler } from "./proxy/handler.ts";
+import { rateLimit } from "./protection/rate-limit.ts";
+import { createProtection } from "./protection/source-guard.ts";
 import { requestContext } from "./request-context.ts";
 import { compileTransforms, type TransformHandlers } from "./transform/transforms.ts";
 import { registerHandler, replayHandler } from "./subscriptions/admin-routes.ts";
@@ -41,7 +45,8 @@ export interface EdgeOptions {
  * @see docs/contract.md#3-routes
  */
 export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
-  const deps: ForwardDeps = { ...defaultDeps, ...options.deps };
+  // One set of circuit breakers, holds and retry budgets per app: per isolate for the deployed Worker.
+  const deps: ForwardDeps = { ...defaultDeps, protection: createProtection(), ...options.deps };
   const transformer = compileTransforms(options.transforms);
   const aggregate: AggregateRouteOptions = { deps, authorize: smartScopes, transformer, custom: handlersByType("aggregates", options.aggregates) };
   const app = new Hono<EdgeHonoEnv>();
@@ -57,21 +62,28 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   });
   app.notFound((c) => renderError(new NotFoundError("route-not-found", "No such route on this edge"), c.get("requestId")));
 
-  // Operations (admin clients only); the edge's own statement and public keys (public).
-  app.get("/status", inboundAuth(), requireAdmin(), statusHandler(deps));
+  // Operations (admin clients only): JSON, or the console's page to a browser, which may
+  // sign in with a session cookie; the edge's own statement and public keys (public).
+  const gate = consoleGate(deps.now);
+  app.get("/", gate, rateLimit("admin"), statusHandler(deps));
+  app.get("/status", gate, rateLimit("admin"), statusHandler(deps));
+  app.get("/admin/console/sign-in", signInFormHandler);
+  app.post("/admin/console/sign-in", signInHandler(deps.now));
+  app.post("/admin/console/sign-out", signOutHandler);
+  app.get("/admin/console/live", sessionOrInbound(deps.now), requireAdmin(), rateLimit("admin"), liveFragmentHandler(deps));
   app.get("/metadata", edgeMetadataHandler(deps.now));
   app.get("/.well-known/jwks.json", jwksHandler);
-  app.post("/admin/channels/:channel/register", inboundAuth(), requireAdmin(), registerHandler(deps));
-  app.get("/admin/channels/:channel/events", inboundAuth(), requireAdmin(), replayHandler);
+  app.post("/admin/channels/:channel/register", inboundAuth(), requireAdmin(), rateLimit("admin"), registerHandler(deps));
+  app.get("/admin/channels/:channel/events", sessionOrInbound(deps.now), requireAdmin(), rateLimit("admin"), replayHandler);
 
   // Subscription notifications in: authenticated by the channel's own secret.
-  app.post("/webhooks/:channel", webhookHandler);
+  app.post("/webhooks/:channel", rateLimit("webhooks"), webhookHandler);
   // A channel's notifications out over a WebSocket: admin clients and the channel's subscribers.
-  app.get("/channels/:channel/ws", inboundAuth(), inboxHandler);
+  app.get("/channels/:channel/ws", inboundAuth(), rateLimit("client"), inboxHandler);
 
   // One search across sources (GET), and a batch whose entries name their sources (POST).
-  app.all("/aggregate/:resourceType", inboundAuth(), aggregateSearchHandler(aggregate));
-  app.all("/aggregate", inboundAuth(), aggregateBatchHandler(aggregate));
+  app.all("/aggregate/:resourceType", inboundAuth(), rateLimit("client"), aggregateSearchHandler(aggregate));
+  app.all("/aggregate", inboundAuth(), rateLimit("client"), aggregateBatchHandler(aggregate));
   app.all("/aggregate/*", () => {
     throw new NotFoundError("route-not-found", "The aggregate routes are GET /aggregate/<ResourceType> and POST /aggregate");
   });
@@ -82,7 +94,7 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
 
   // Any FHIR interaction, proxied.
   const proxy = proxyHandler(deps, smartScopes, transformer);
-  app.all("/:source", inboundAuth(), proxy);
-  app.all("/:source/*", inboundAuth(), proxy);
+  app.all("/:source", inboundAuth(), rateLimit("client"), proxy);
+  app.all("/:source/*", inboundAuth(), rateLimit("client"), proxy);
   return app;
 }

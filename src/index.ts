@@ -15,4 +15,4 @@ export { EdgeError } from "./errors.ts";
  */
 export default createEdge();
 export { TokenCoordinator } from "./auth/upstream/token-coordinator.ts";
-export { ChannelObject } from "./subscriptions/channel-object.ts";
+export { ChannelObject } from "./subscriptions/channel/object.ts";

@@ -10,7 +10,7 @@ import * as connectionString from "../../src/config/connection-string.ts";
 import * as source from "../../src/config/source.ts";
 import * as retry from "../../src/proxy/retry.ts";
 import * as rewriteUrls from "../../src/proxy/rewrite-urls.ts";
-import * as sequence from "../../src/subscriptions/sequence.ts";
+import * as sequence from "../../src/subscriptions/channel/sequencer.ts";
 import { searchsetJson } from "../fixtures.ts";
 import { BACKOFF_BATCH, CONNECTION_BATCH, GAP_BATCH, MICRO_UPSTREAM } from "./batches.ts";
 
@@ -19,7 +19,7 @@ const { parseConnectionString } = connectionString;
 const { resolveSource } = source;
 const { backoffDelay, retryDelay } = retry;
 const { createUrlRewriter } = rewriteUrls;
-const { classifyEvents, countGap } = sequence;
+const { decideEvents, countGap } = sequence;
 
 const UPSTREAM = MICRO_UPSTREAM;
 const EDGE = "https://edge.example.org/bench";
@@ -95,10 +95,10 @@ const NOTIFICATIONS: Array<[number, number[]]> = [
   [41, [42, 43, 44]],
 ];
 
-test("deciding a sequence gap (classifyEvents + countGap)", async ({ bench }) => {
+test("deciding a sequence gap (decideEvents + countGap)", async ({ bench }) => {
   await bench("sequence-gap", out("sequence-gap"), () => {
     for (let i = 0; i < GAP_BATCH; i += 4) {
-      for (const [last, events] of NOTIFICATIONS) sink += classifyEvents(last, events).kind.length;
+      for (const [last, events] of NOTIFICATIONS) sink += decideEvents(last, events).duplicates.length;
       sink += countGap(41, 44 + (i & 3))?.to ?? 0;
     }
   }).run(OPTIONS);

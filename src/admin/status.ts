@@ -3,8 +3,12 @@ import type { SourceConfig } from "../config/types.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { mapLimit, MAX_OPEN_CONNECTIONS } from "../aggregate/limit.ts";
 import type { ForwardDeps } from "../proxy/forward.ts";
+import { SourceGuard } from "../protection/source-guard.ts";
 import { reachability } from "./reachability.ts";
 import { channelsStatus } from "../subscriptions/status.ts";
+import { sessionKeySource } from "../auth/inbound/session-cookie.ts";
+import { prefersHtml } from "./console/negotiate.ts";
+import { renderConsole } from "./console/routes.tsx";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -21,15 +25,14 @@ async function tokenState(c: Context<EdgeHonoEnv>, source: SourceConfig) {
 }
 
 /**
- * `GET /status`: every source, misconfigured ones included, with its
+ * What `GET /status` reports: every source, misconfigured ones included, with its
  * configuration state and what is wrong (never a value), its auth kind and
  * token expiry (never the token), its last reachability check (a `metadata`
  * probe, cached for a minute per isolate), and every edge-wide configuration
  * problem.
  * @see docs/operations.md#get-status
  */
-export const statusHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEnv>): Promise<Response> => {
-  c.set("logRoute", "status");
+export async function buildStatus(c: Context<EdgeHonoEnv>, deps: ForwardDeps): Promise<Record<string, unknown>> {
   const config = c.get("config");
   const tokenCacheKey = typeof c.env.TOKEN_CACHE_KEY === "string" && c.env.TOKEN_CACHE_KEY !== "";
   const configured = [...config.sources.values()];
@@ -50,6 +53,8 @@ export const statusHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEn
       rewriteBodies: s.rewriteBodies,
       retry: { maxAttempts: s.retry.maxAttempts, statusCodes: [...s.retry.statusCodes], methods: [...s.retry.methods] },
       timeoutSeconds: s.timeoutMs / 1000,
+      // A source not called yet in this isolate has a closed circuit and an untouched budget.
+      protection: (deps.protection?.existing(s.name) ?? new SourceGuard(s.name, s.protection)).status(deps.now()),
     })),
   );
   const sources = [
@@ -60,7 +65,7 @@ export const statusHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEn
       issues: issues.map(({ field, code, message }) => ({ field, code, message })),
     })),
   ].sort((a, b) => a.name.localeCompare(b.name));
-  return c.json({
+  return {
     auth: config.inbound?.mode ?? "misconfigured",
     publicUrl: config.publicUrl ?? null,
     accessLog: config.accessLog,
@@ -71,7 +76,30 @@ export const statusHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEn
         ? "AGGREGATE_CURSOR_SECRET"
         : "per isolate: AGGREGATE_CURSOR_SECRET is not set, so an aggregate's next link only works on the isolate that made it",
     },
+    rateLimits: {
+      scope: "per Cloudflare location, approximate (Workers Rate Limiting)",
+      clients: Object.fromEntries(config.rateLimits.clients),
+      otherClients: config.rateLimits.otherClients ?? null,
+      admin: config.rateLimits.admin ?? null,
+      webhooks: config.rateLimits.webhooks ?? null,
+      keyBy: config.rateLimits.keyBy,
+    },
     channels: await channelsStatus(c),
+    console: { sessionKey: sessionKeySource(c.env) },
     configurationErrors: config.issues.map(({ subject, field, code, message }) => ({ subject, field, code, message })),
-  });
+  };
+}
+
+/**
+ * `GET /status` (and `GET /`): the status as JSON, or as the console's page
+ * to a browser that asks for HTML; both from {@link buildStatus}.
+ * @see docs/console.md
+ */
+export const statusHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEnv>): Promise<Response> => {
+  c.set("logRoute", "status");
+  const report = await buildStatus(c, deps);
+  if (prefersHtml(c.req.header("Accept"))) return renderConsole(c, report, deps.now());
+  c.header("Vary", "Accept, Cookie");
+  c.header("Cache-Control", "no-store");
+  return c.json(report);
 };

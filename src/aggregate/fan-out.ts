@@ -50,6 +50,7 @@ export async function getFromSource(source: SourceConfig, url: string, ctx: FanO
       retryable: true,
       retry: source.retry,
       timeoutMs: source.timeoutMs,
+      protection: source.protection,
     },
     credentials,
     deps,
@@ -82,7 +83,8 @@ export async function fanOut<T, R>(
   const bound: ForwardDeps = {
     ...deps,
     fetch: (request) => {
-      if (signal.aborted) return Promise.reject(new Error("aggregate timeout"));
+      // An abort, so the source's circuit does not count the edge's own deadline as its failure.
+      if (signal.aborted) return Promise.reject(new DOMException("aggregate timeout", "AbortError"));
       return deps.fetch(new Request(request, { signal: AbortSignal.any([request.signal, signal]) }));
     },
     sleep: (ms) => Promise.race([deps.sleep(ms), expired]),

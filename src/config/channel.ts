@@ -1,6 +1,8 @@
 import { err, ok, type Result } from "../result.ts";
 import { isValidSigningSecret, WHSEC_PREFIX } from "../subscriptions/standard-webhooks.ts";
+import { HOP_BY_HOP } from "../proxy/headers.ts";
 import { resolveEnvValue } from "./env-value.ts";
+import { HEADER_NAME } from "./source.ts";
 import { SOURCE_NAME, type ConfigIssue } from "./types.ts";
 
 export interface FilterBy {
@@ -39,6 +41,8 @@ export interface ChannelConfig {
   /** Milliseconds an out-of-order event may wait for the ones before it before `$events` is asked. */
   gapGraceMs: number;
   retention: { maxEvents: number; maxAgeMs: number };
+  /** Milliseconds a notification every target has stays for replay (`GET /admin/channels/<channel>/events`), within the retention limits. */
+  replayWindowMs: number;
   targets: TargetConfig[];
   /** Client names (API key names, JWT `sub`s) allowed on the channel's WebSocket inbox besides admin clients. */
   subscribers: readonly string[];
@@ -52,6 +56,7 @@ const CHANNEL_DEFAULTS = {
   maxBackoff: 30,
   retentionEvents: 10_000,
   retentionSeconds: 7 * 24 * 3600,
+  replayWindowSeconds: 24 * 3600,
 } as const;
 
 const KNOWN = new Set([
@@ -68,9 +73,19 @@ const KNOWN = new Set([
   "gapGracePeriod",
   "retentionEvents",
   "retentionSeconds",
+  "replayWindowSeconds",
   "subscribers",
 ]);
 const TARGET_KNOWN = new Set(["url", "headers", "signingSecret", "signingSecrets", "maxBackoff"]);
+/**
+ * Headers of a delivery the edge sets itself (lower case): the body's type and
+ * length, the connection's own headers, the Standard Webhooks signature
+ * headers, and every `X-Fhir-Edge-*` header; a target's `headers` may not set them.
+ * @see https://www.rfc-editor.org/rfc/rfc9110#section-7.6.1
+ * @see https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
+ */
+const TARGET_RESERVED: ReadonlySet<string> = new Set([...HOP_BY_HOP, "content-type", "content-length", "host", "webhook-id", "webhook-timestamp", "webhook-signature"]);
+const reservedForTarget = (name: string) => TARGET_RESERVED.has(name.toLowerCase()) || name.toLowerCase().startsWith("x-fhir-edge-");
 
 /**
  * Validates one channel of `FHIR_CHANNELS`, resolving `env:NAME` secrets.
@@ -191,8 +206,12 @@ export function resolveChannel(
       const url = httpUrl(`${field}.url`, x.url);
       const headers: Array<[string, string]> = [];
       for (const [h, v] of Object.entries((x.headers ?? {}) as Record<string, unknown>)) {
+        if (HEADER_NAME.test(h) && reservedForTarget(h)) {
+          issue(`${field}.headers.${h}`, "reserved-header", `${field}.headers may not set ${h}: the edge sets it on every delivery`);
+          continue;
+        }
         const value = secretOf(`${field}.headers.${h}`, v);
-        if (value === undefined || /[\r\n\0]/.test(value) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h)) {
+        if (value === undefined || /[\r\n\0]/.test(value) || !HEADER_NAME.test(h)) {
           if (!issues.some((e) => e.field === `${field}.headers.${h}`)) issue(`${field}.headers.${h}`, "invalid-header", `header ${h} is not a valid header`);
         } else headers.push([h, value]);
       }
@@ -235,6 +254,7 @@ export function resolveChannel(
       maxEvents: seconds("retentionEvents", CHANNEL_DEFAULTS.retentionEvents, 1) ?? CHANNEL_DEFAULTS.retentionEvents,
       maxAgeMs: Math.round((seconds("retentionSeconds", CHANNEL_DEFAULTS.retentionSeconds, 60) ?? CHANNEL_DEFAULTS.retentionSeconds) * 1000),
     },
+    replayWindowMs: Math.round((seconds("replayWindowSeconds", CHANNEL_DEFAULTS.replayWindowSeconds, 0) ?? CHANNEL_DEFAULTS.replayWindowSeconds) * 1000),
     targets,
     subscribers,
   };

@@ -1,3 +1,4 @@
+import { readRateLimits, type RateLimitSettings } from "../protection/rate-limit-config.ts";
 import { resolveChannel, type ChannelConfig } from "./channel.ts";
 import { parseConnectionString } from "./connection-string.ts";
 import { resolveSource, type SourceInput } from "./source.ts";
@@ -25,6 +26,8 @@ export interface EdgeConfig {
   aggregate: AggregateSettings;
   /** `ACCESS_LOG`: which requests get an access-log line. */
   accessLog: AccessLogMode;
+  /** `PROXY_RATE_LIMITS` and companions: which rate-limit binding counts which requests. */
+  rateLimits: RateLimitSettings;
   /** Every problem found, edge-wide ones and per-source ones. */
   issues: ConfigIssue[];
 }
@@ -152,7 +155,8 @@ export function readEdgeConfig(env: Readonly<Record<string, unknown>>): EdgeConf
   }
   const aggregate = readAggregateSettings(env, issues);
   const accessLog = readAccessLog(env, issues);
-  return { sources, brokenSources, channels, brokenChannels, inbound, adminClients, publicUrl, allowInsecureHttp, aggregate, accessLog, issues };
+  const rateLimits = readRateLimits(env, issues);
+  return { sources, brokenSources, channels, brokenChannels, inbound, adminClients, publicUrl, allowInsecureHttp, aggregate, accessLog, rateLimits, issues };
 }
 
 /** A bad value is reported and logs everything: losing logs silently is the worse failure. */

@@ -1,7 +1,7 @@
 import { err, ok, type Result } from "../result.ts";
 import { isHttpUrl } from "../url.ts";
 import { resolveEnvValue } from "./env-value.ts";
-import type { ConfigIssue, JwtAlg, RetryPolicy, SourceConfig, UpstreamAuth } from "./types.ts";
+import type { ConfigIssue, JwtAlg, ProtectionPolicy, RetryPolicy, SourceConfig, UpstreamAuth } from "./types.ts";
 
 /** What either declaration form (connection string or JSON) hands to validation. */
 export interface SourceInput {
@@ -26,6 +26,14 @@ export const DEFAULT_RETRY: RetryPolicy = {
   maxBackoffWait: 60,
 };
 export const DEFAULT_TIMEOUT_SECONDS = 30;
+/** Defaults of the protection parameters (docs/protection.md). */
+export const DEFAULT_PROTECTION = {
+  circuitFailureThreshold: 5,
+  circuitFailureWindowSeconds: 60,
+  circuitOpenSeconds: 5,
+  retryBudgetPercent: 20,
+  retryBudgetMinRetries: 10,
+} as const;
 export const DEFAULT_SCOPE = "system/*.read system/*.write";
 
 const KNOWN_FIELDS = new Set([
@@ -49,10 +57,16 @@ const KNOWN_FIELDS = new Set([
   "max_backoff_wait",
   "timeout",
   "rewrite_bodies",
+  "circuit_failure_threshold",
+  "circuit_failure_window",
+  "circuit_open_seconds",
+  "retry_budget_percent",
+  "retry_budget_min_retries",
 ]);
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 const ALGS: ReadonlySet<string> = new Set<JwtAlg>(["RS384", "ES384", "RS256", "ES256"]);
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** An HTTP field name (token). @see https://www.rfc-editor.org/rfc/rfc9110#section-5.1 */
+export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Headers the edge owns on the upstream request; an extra header may not set them. */
 const RESERVED_HEADERS = new Set([
   "host",
@@ -174,6 +188,17 @@ export function resolveSource(name: string, input: SourceInput, ctx: ResolveCont
   };
   const timeout = num("timeout", DEFAULT_TIMEOUT_SECONDS, (n) => n > 0 && n <= 600, "a number of seconds above 0, at most 600");
   const rewriteBodies = oneOf("rewrite_bodies", ["bundles", "all"] as const, "bundles");
+  const d = DEFAULT_PROTECTION;
+  const whole = (n: number) => Number.isInteger(n);
+  const protection: ProtectionPolicy = {
+    circuitFailureThreshold: num("circuit_failure_threshold", d.circuitFailureThreshold, (n) => whole(n) && n >= 0 && n <= 1000, "a whole number from 0 (off) to 1000"),
+    circuitFailureWindowMs: Math.round(1000 * num("circuit_failure_window", d.circuitFailureWindowSeconds, (n) => n > 0 && n <= 3600, "a number of seconds above 0, at most 3600")),
+    circuitOpenMs: Math.round(1000 * num("circuit_open_seconds", d.circuitOpenSeconds, (n) => n > 0 && n <= 3600, "a number of seconds above 0, at most 3600")),
+    retryBudgetPercent: num("retry_budget_percent", d.retryBudgetPercent, (n) => n >= 0 && n <= 100, "a percentage from 0 to 100"),
+    retryBudgetMinRetries: num("retry_budget_min_retries", d.retryBudgetMinRetries, (n) => whole(n) && n >= 0 && n <= 100000, "a whole number from 0"),
+    probeLeaseMs: Math.round(timeout * 1000),
+    maxHoldMs: Math.round(retry.maxBackoffWait * 1000),
+  };
 
   if (issues.length > 0 || !base.ok) return err(issues);
   const url = new URL(base.value);
@@ -188,6 +213,7 @@ export function resolveSource(name: string, input: SourceInput, ctx: ResolveCont
     retry,
     timeoutMs: Math.round(timeout * 1000),
     rewriteBodies,
+    protection,
   });
 }
 

@@ -61,6 +61,26 @@ export interface SourceConfig {
   /** Milliseconds per upstream attempt, until response headers arrive. */
   timeoutMs: number;
   rewriteBodies: "bundles" | "all";
+  /** Circuit breaker, retry budget and Retry-After hold (docs/protection.md). */
+  protection: ProtectionPolicy;
+}
+
+/** A source's protection under load; see docs/protection.md. */
+export interface ProtectionPolicy {
+  /** `circuit_failure_threshold`: failures in a row that open the circuit (0: never). */
+  circuitFailureThreshold: number;
+  /** `circuit_failure_window` in ms: a failure longer than this after the previous one starts a new run. */
+  circuitFailureWindowMs: number;
+  /** `circuit_open_seconds` in ms: how long an open circuit fails fast before one probe. */
+  circuitOpenMs: number;
+  /** `retry_budget_percent`: retries may add at most this share of the last 10 s of requests. */
+  retryBudgetPercent: number;
+  /** `retry_budget_min_retries`: retries allowed per 10 s whatever the share gives. */
+  retryBudgetMinRetries: number;
+  /** The source's `timeout` in ms: how long a probe may take before another request probes instead. */
+  probeLeaseMs: number;
+  /** The source's `max_backoff_wait` in ms: the longest hold an upstream's Retry-After can impose. */
+  maxHoldMs: number;
 }
 
 export const SOURCE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;

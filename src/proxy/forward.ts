@@ -1,8 +1,9 @@
 import type { UpstreamCredentials } from "../auth/upstream/credentials.ts";
-import type { RetryPolicy } from "../config/types.ts";
+import type { ProtectionPolicy, RetryPolicy } from "../config/types.ts";
 import { UpstreamTimeoutError, UpstreamUnavailableError } from "../errors.ts";
 import { fetchWithTimeout, FetchTimeoutError } from "../fetch-with-timeout.ts";
-import { retryDelay, backoffDelay } from "./retry.ts";
+import { attemptOutcome, type Protection } from "../protection/source-guard.ts";
+import { retryDelay, backoffDelay, parseRetryAfter } from "./retry.ts";
 
 /** The I/O a forward needs, passed in so tests and the clock can be controlled. */
 export interface ForwardDeps {
@@ -10,6 +11,8 @@ export interface ForwardDeps {
   sleep: (ms: number) => Promise<void>;
   random: () => number;
   now: () => number;
+  /** Circuit breakers, Retry-After holds and retry budgets per source; calls that carry a `protection` policy go through them. */
+  protection?: Protection;
 }
 
 export const defaultDeps: ForwardDeps = {
@@ -31,6 +34,8 @@ export interface UpstreamCall {
   retryable: boolean;
   retry: RetryPolicy;
   timeoutMs: number;
+  /** The source's protection policy: with it (and `deps.protection`), the call is guarded (docs/protection.md). */
+  protection?: ProtectionPolicy;
 }
 
 export interface ForwardResult {
@@ -49,20 +54,40 @@ function attempt(call: UpstreamCall, headers: Headers, deps: ForwardDeps): Promi
  * configured statuses, network errors and per-attempt timeouts, but only for
  * a request that may be sent twice. Waits are timers, never a busy loop.
  * When retries run out on a retryable status, the upstream's last answer is
- * returned as it is.
+ * returned as it is. A call that carries the source's `protection` policy
+ * also passes its circuit breaker, Retry-After hold and retry budget
+ * (docs/protection.md): a retry they refuse ends the loop the same way, and
+ * a source they hold is answered without a call.
+ * @throws CircuitOpenError or SourceHeldError (src/protection/errors.ts) when the source is not to be called now
  * @see docs/proxy.md#retries
  */
 export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<ForwardResult> {
   const maxAttempts = call.retryable && !(call.body instanceof ReadableStream) ? call.retry.maxAttempts : 1;
+  // Protection hooks (src/protection): admit before each attempt (throws the
+  // client's 503/429 when the source is not to be called), settle after it,
+  // and ask before each retry (circuit, hold, budget).
+  const guard = call.protection && deps.protection?.guardFor(call.sourceName, call.protection);
+  const mayRetry = (delayMs: number) => (guard ? guard.retryAfter(delayMs, call.retry.maxBackoffWait * 1000, deps.now()) : delayMs);
   for (let n = 1; ; n++) {
-    // Credentials come first and outside the retry: a token endpoint's refusal is not a network error.
-    const headers = await call.headers();
+    const ticket = guard?.admit(n, deps.now());
+    let headers: Headers;
+    try {
+      // Credentials come first and outside the retry: a token endpoint's refusal is not a network error.
+      headers = await call.headers();
+    } catch (error) {
+      // Nothing went upstream: hand a probe's turn back.
+      if (ticket) guard?.settle(ticket, { kind: "cancelled" }, deps.now());
+      throw error;
+    }
     let response: Response;
     try {
       response = await attempt(call, headers, deps);
     } catch (error) {
-      if (n < maxAttempts) {
-        await deps.sleep(backoffDelay(n, call.retry, deps.random));
+      const outcome = attemptOutcome(error, error instanceof FetchTimeoutError);
+      if (ticket) guard?.settle(ticket, outcome, deps.now());
+      const wait = n < maxAttempts && outcome.kind !== "cancelled" ? mayRetry(backoffDelay(n, call.retry, deps.random)) : undefined;
+      if (wait !== undefined) {
+        await deps.sleep(wait);
         continue;
       }
       if (error instanceof FetchTimeoutError) {
@@ -70,11 +95,15 @@ export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<Fo
       }
       throw new UpstreamUnavailableError("upstream-unreachable", `Source ${call.sourceName} could not be reached (${n} attempt${n > 1 ? "s" : ""})`, error);
     }
+    const retryAfter = response.headers.get("Retry-After");
+    if (ticket) guard?.settle(ticket, { kind: "response", status: response.status, retryAfterMs: parseRetryAfter(retryAfter, deps.now()) }, deps.now());
     if (n < maxAttempts && call.retry.statusCodes.has(response.status)) {
-      const wait = retryDelay(n, call.retry, response.headers.get("Retry-After"), deps.now(), deps.random);
-      await response.body?.cancel();
-      await deps.sleep(wait);
-      continue;
+      const wait = mayRetry(retryDelay(n, call.retry, retryAfter, deps.now(), deps.random));
+      if (wait !== undefined) {
+        await response.body?.cancel();
+        await deps.sleep(wait);
+        continue;
+      }
     }
     return { response, attempts: n };
   }

@@ -83,6 +83,7 @@ export const proxyHandler =
       retryable,
       retry: source.retry,
       timeoutMs: source.timeoutMs,
+      protection: source.protection,
     };
     const { response, attempts } = await forwardAuthenticated(call, credentials, deps);
     c.set("logAttempts", attempts);

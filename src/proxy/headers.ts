@@ -1,8 +1,9 @@
 /**
- * Hop-by-hop headers apply to one connection and are never forwarded.
+ * Hop-by-hop headers apply to one connection and are never forwarded (lower case).
+ * Configuration reuses this list for the headers it refuses to let a target set.
  * @see https://www.rfc-editor.org/rfc/rfc9110#section-7.6.1
  */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",

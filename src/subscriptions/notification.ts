@@ -50,12 +50,29 @@ export function parseEventNumber(value: unknown): number | undefined | "invalid"
 }
 
 type Json = Record<string, unknown>;
+
 const asObject = (v: unknown): Json | undefined => (v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Json) : undefined);
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const reference = (v: unknown): string | undefined => {
   const r = asObject(v)?.reference;
   return typeof r === "string" ? r : undefined;
 };
+
+/**
+ * The event number of one event as the parser reads it: `eventNumber` of an
+ * R5/R4B `notificationEvent`, or the `event-number` part of a backport
+ * `notification-event` parameter. Shared with slice.ts so that both agree on
+ * what is a number.
+ * @see https://hl7.org/fhir/R5/subscriptionstatus-definitions.html#SubscriptionStatus.notificationEvent.eventNumber
+ * @see https://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition-backport-subscription-status-r4.html
+ */
+export function eventNumberOf(event: Readonly<Record<string, unknown>>, backport: boolean): number | undefined | "invalid" {
+  if (!backport) return parseEventNumber(event.eventNumber);
+  const numberPart = asArray(event.part)
+    .map((x) => asObject(x) ?? {})
+    .find((x) => x.name === "event-number");
+  return numberPart ? parseEventNumber(parameterValue(numberPart)) : undefined;
+}
 
 /** `Subscription/123`, `https://ehr/fhir/Subscription/123/_history/2` -> `123`. */
 export function subscriptionIdOf(ref: string | undefined): string | undefined {
@@ -79,7 +96,7 @@ function fromSubscriptionStatus(format: WireFormat, status: Json): Result<Notifi
   const events: NotificationEvent[] = [];
   for (const [i, raw] of asArray(status.notificationEvent).entries()) {
     const event = asObject(raw) ?? {};
-    const n = parseEventNumber(event.eventNumber);
+    const n = eventNumberOf(event, false);
     if (n === "invalid") return err("invalid-event-number");
     const focus = reference(event.focus);
     events.push({ ...(n !== undefined ? { eventNumber: n } : {}), key: eventKey(event, i, focus, event.timestamp), ...(focus ? { focus } : {}) });
@@ -96,7 +113,11 @@ function fromSubscriptionStatus(format: WireFormat, status: Json): Result<Notifi
   });
 }
 
-function parameterValue(p: Json): unknown {
+/**
+ * A Parameters parameter's (or part's) `value[x]`, whichever type it has.
+ * @see https://hl7.org/fhir/R4/parameters.html
+ */
+export function parameterValue(p: Readonly<Record<string, unknown>>): unknown {
   for (const [k, v] of Object.entries(p)) if (k.startsWith("value")) return v;
   return undefined;
 }
@@ -117,8 +138,7 @@ function fromParameters(params: Json): Result<Notification, NotificationError> {
   for (const [i, p] of parameters.filter((x) => x.name === "notification-event").entries()) {
     const parts = asArray(p.part).map((x) => asObject(x) ?? {});
     const part = (name: string) => parts.find((x) => x.name === name);
-    const numberPart = part("event-number");
-    const n = numberPart ? parseEventNumber(parameterValue(numberPart)) : undefined;
+    const n = eventNumberOf(p, true);
     if (n === "invalid") return err("invalid-event-number");
     const focusPart = part("focus");
     const focus = focusPart ? reference(focusPart.valueReference) : undefined;

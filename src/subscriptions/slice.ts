@@ -1,12 +1,11 @@
+import { eventNumberOf } from "./notification.ts";
+
 type Json = Record<string, unknown>;
 
-const numberOf = (v: unknown): number | undefined => (typeof v === "number" ? v : typeof v === "string" && /^\d+$/.test(v) ? Number(v) : undefined);
-
-function parameterNumber(p: Json, name: string): number | undefined {
-  const part = (Array.isArray(p.part) ? (p.part as Json[]) : []).find((x) => x.name === name);
-  if (!part) return undefined;
-  for (const [k, v] of Object.entries(part)) if (k.startsWith("value")) return numberOf(v);
-  return undefined;
+/** An event's number as notification.ts reads it; one it refuses, or none, is never a number here. */
+function numberOf(event: Json, backport: boolean): number | undefined {
+  const n = eventNumberOf(event, backport);
+  return typeof n === "number" ? n : undefined;
 }
 
 function focusOf(event: Json, backport: boolean): string | undefined {
@@ -24,6 +23,10 @@ const matches = (fullUrl: unknown, ref: string) => typeof fullUrl === "string" &
  * what the channel has seen, so "events already seen are not sent again": the
  * status keeps only the other events, and entries that only carry a removed
  * event's focus go too. A Bundle that overlaps nothing is returned unchanged.
+ * An event number is read exactly as parseNotification reads it
+ * (`eventNumberOf`): a value the parser refuses is no number here, so such an
+ * event is never dropped.
+ * @see https://hl7.org/fhir/R5/subscriptions.html#events
  */
 export function sliceNotification(bundle: Json, drop: ReadonlySet<number>): Json {
   if (drop.size === 0) return bundle;
@@ -34,9 +37,12 @@ export function sliceNotification(bundle: Json, drop: ReadonlySet<number>): Json
   const events: Json[] = backport
     ? ((status.parameter as Json[] | undefined) ?? []).filter((p) => p.name === "notification-event")
     : ((status.notificationEvent as Json[] | undefined) ?? []);
-  const number = (e: Json) => (backport ? parameterNumber(e, "event-number") : numberOf(e.eventNumber));
-  const kept = events.filter((e) => !drop.has(number(e) ?? -1));
-  const dropped = events.filter((e) => drop.has(number(e) ?? -1));
+  const isDropped = (e: Json) => {
+    const n = numberOf(e, backport);
+    return n !== undefined && drop.has(n);
+  };
+  const kept = events.filter((e) => !isDropped(e));
+  const dropped = events.filter(isDropped);
   const keptFoci = kept.map((e) => focusOf(e, backport)).filter((f): f is string => !!f);
   const droppedFoci = dropped.map((e) => focusOf(e, backport)).filter((f): f is string => !!f);
 

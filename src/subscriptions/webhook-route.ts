@@ -5,7 +5,7 @@ import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, UnauthenticatedError } from "../errors.ts";
 import { requireChannel } from "../proxy/sources.ts";
 import { operationOutcome } from "../fhir/operation-outcome.ts";
-import type { ChannelObject } from "./channel-object.ts";
+import type { ChannelObject } from "./channel/object.ts";
 import { parseNotification } from "./notification.ts";
 import { fhirJson } from "../fhir/response.ts";
 

@@ -41,4 +41,12 @@ describe("npm run check-config", () => {
     const assumed = await run("--config", "test/fixtures/check-config/good.toml", "--vars", "/nonexistent", "--assume-secrets");
     expect(assumed.code).toBe(0);
   });
+
+  it("knows the [[ratelimits]] bindings wrangler.toml declares, and fails on a PROXY_RATE_LIMITS entry naming another", async () => {
+    const { code, out } = await run("--config", "test/fixtures/check-config/rate-limits.toml", "--vars", "/nonexistent");
+    expect(code).toBe(1);
+    expect(out).toContain("[unknown-binding] PROXY_RATE_LIMITS");
+    expect(out).toContain("RATE_LIMIT_MISSING");
+    expect(out).not.toContain("names RATE_LIMIT_APP");
+  });
 });

@@ -1,9 +1,10 @@
 /**
  * Webhook targets for the subscription relay's tests: one loopback node:http server with any
  * number of named targets (`POST /hooks/<name>`), each recording every delivery attempt and
- * answering as the test says (fail the next n, or be down for good). Controlled from Node
- * directly, or over HTTP from tests running inside workerd:
- *   PUT /control/<name>   {"fail": n, "status": 503, "down": false, "verify": ["whsec_..."]}
+ * answering as the test says (fail the next n, be down for good, or fail a share of attempts
+ * drawn from a seeded random, so a run replays). Controlled from Node directly, or over HTTP
+ * from tests running inside workerd:
+ *   PUT /control/<name>   {"fail": n, "status": 503, "down": false, "failRatio": 0.3, "seed": 7, "verify": ["whsec_..."]}
  *   GET /deliveries/<name>  -> [{ ok, status, headers, body, verified }]
  * A target given `verify` secrets checks every delivery's Standard Webhooks signature with the
  * `standardwebhooks` package, as a receiver written from docs/relay.md would, and answers 401
@@ -28,6 +29,9 @@ interface Behaviour {
   fail: number;
   status: number;
   down: boolean;
+  /** Share of attempts (0..1) answered with `status`, drawn from a PRNG seeded with `seed`. */
+  failRatio: number;
+  seed: number;
   /** Standard Webhooks secrets to verify every delivery with (any one verifying is enough), as a receiver holds them. */
   verify?: string[];
 }
@@ -45,6 +49,18 @@ function verifiesWithAny(secrets: string[], body: string, headers: Record<string
   });
 }
 
+/** mulberry32: a small seeded PRNG, so a failure pattern replays from its seed. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export interface WebhookReceiver {
   port: number;
   url(name: string): string;
@@ -56,8 +72,12 @@ export interface WebhookReceiver {
 export async function startWebhookReceiver(): Promise<WebhookReceiver> {
   const deliveries = new Map<string, Delivery[]>();
   const behaviours = new Map<string, Behaviour>();
-  const behaviour = (name: string) => behaviours.get(name) ?? { fail: 0, status: 503, down: false };
-  const control = (name: string, b: Partial<Behaviour>) => behaviours.set(name, { ...behaviour(name), ...b });
+  const randoms = new Map<string, () => number>();
+  const behaviour = (name: string) => behaviours.get(name) ?? { fail: 0, status: 503, down: false, failRatio: 0, seed: 1 };
+  const control = (name: string, b: Partial<Behaviour>) => {
+    behaviours.set(name, { ...behaviour(name), ...b });
+    if (b.seed !== undefined || b.failRatio !== undefined) randoms.set(name, seededRandom(behaviour(name).seed));
+  };
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -77,10 +97,11 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
       }
       if (kind === "hooks" && req.method === "POST") {
         const b = behaviour(name);
+        const unlucky = b.failRatio > 0 && (randoms.get(name) ?? Math.random)() < b.failRatio;
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
         const verified = b.verify ? verifiesWithAny(b.verify, body, headers) : undefined;
-        const failing = b.down || b.fail > 0 || verified === false;
+        const failing = b.down || b.fail > 0 || unlucky || verified === false;
         if (b.fail > 0) control(name, { fail: b.fail - 1 });
         const status = verified === false ? 401 : failing ? b.status : 200;
         deliveries.set(name, [...(deliveries.get(name) ?? []), { ok: !failing, status, headers, body, at: Date.now(), ...(verified === undefined ? {} : { verified }) }]);

@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from "jose";
-import type { EdgeHonoEnv } from "../../context.ts";
+import type { ClientIdentity, EdgeHonoEnv } from "../../context.ts";
 import { UnauthenticatedError, UpstreamUnavailableError } from "../../errors.ts";
 import { fetchWithTimeout } from "../../fetch-with-timeout.ts";
 
@@ -27,10 +27,36 @@ interface KeySet {
  * Workers a promise waiting on I/O belongs to the request that started it).
  * @see docs/configuration.md#who-may-call-the-edge
  */
-export const jwtAuth = (settings: { jwksUrl: string; issuer: string; audience: string }): MiddlewareHandler<EdgeHonoEnv> => {
-  let keySet: KeySet | undefined;
-  const challenge = (error?: string) => `Bearer realm="fhir-edge"${error ? `, error="${error}"` : ""}`;
+export const jwtAuth = (
+  settings: { jwksUrl: string; issuer: string; audience: string },
+  authenticate: (token: string) => Promise<VerifiedClient> = jwtVerifier(settings),
+): MiddlewareHandler<EdgeHonoEnv> => {
+  return async (c, next) => {
+    const header = c.req.header("Authorization");
+    const match = header ? /^Bearer[ \t]+(\S+)\s*$/i.exec(header) : null;
+    if (!match) throw new UnauthenticatedError("missing-credentials", "This edge needs a bearer JWT (Authorization: Bearer <token>)", challenge());
+    c.set("client", (await authenticate(match[1]!)).client);
+    await next();
+  };
+};
 
+/** A client the edge verified, and until when its credential holds (a JWT's `exp`), where it says. */
+export interface VerifiedClient {
+  client: ClientIdentity;
+  /** Epoch milliseconds; undefined for credentials without an expiry (API keys). */
+  expiresAt?: number;
+}
+
+const challenge = (error?: string) => `Bearer realm="fhir-edge"${error ? `, error="${error}"` : ""}`;
+
+/**
+ * Verifies a client JWT (the `PROXY_AUTH=jwt` rule) and names its client;
+ * throws {@link UnauthenticatedError} when it does not verify. Used by
+ * {@link jwtAuth} and by the console's sign-in, which takes a JWT in a form.
+ * @see https://www.rfc-editor.org/rfc/rfc7519
+ */
+export function jwtVerifier(settings: { jwksUrl: string; issuer: string; audience: string }): (token: string) => Promise<VerifiedClient> {
+  let keySet: KeySet | undefined;
   async function fetchKeySet(): Promise<KeySet> {
     let jwks: JSONWebKeySet;
     try {
@@ -58,13 +84,10 @@ export const jwtAuth = (settings: { jwksUrl: string; issuer: string; audience: s
     }
   }
 
-  return async (c, next) => {
-    const header = c.req.header("Authorization");
-    const match = header ? /^Bearer[ \t]+(\S+)\s*$/i.exec(header) : null;
-    if (!match) throw new UnauthenticatedError("missing-credentials", "This edge needs a bearer JWT (Authorization: Bearer <token>)", challenge());
+  return async (token) => {
     let payload: JWTPayload;
     try {
-      payload = await verify(match[1]!);
+      payload = await verify(token);
     } catch (error) {
       if (error instanceof UpstreamUnavailableError) throw error;
       if (error instanceof errors.JWTExpired) throw new UnauthenticatedError("token-expired", "The token has expired", challenge("invalid_token"));
@@ -75,7 +98,6 @@ export const jwtAuth = (settings: { jwksUrl: string; issuer: string; audience: s
     }
     const scope = payload.scope ?? payload.scp;
     const scopes = typeof scope === "string" ? scope.split(/\s+/).filter(Boolean) : Array.isArray(scope) ? scope.filter((s): s is string => typeof s === "string") : [];
-    c.set("client", { name: payload.sub, scopes });
-    await next();
+    return { client: { name: payload.sub, scopes }, ...(typeof payload.exp === "number" ? { expiresAt: payload.exp * 1000 } : {}) };
   };
-};
+}

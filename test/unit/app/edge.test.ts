@@ -6,13 +6,17 @@ import type { ForwardDeps } from "../../../src/proxy/forward.ts";
 function recorder(answer: (req: Request, n: number) => Response | Promise<Response>) {
   const seen: Request[] = [];
   const waits: number[] = [];
+  // A waiting retry moves the clock, as a real one would: a Retry-After hold has passed when it wakes.
+  let clock = Date.now();
   const deps: Partial<ForwardDeps> = {
+    now: () => clock,
     fetch: async (req) => {
       seen.push(req);
       return answer(req, seen.length);
     },
     sleep: async (ms) => {
       waits.push(ms);
+      clock += ms;
     },
     random: () => 0.5,
   };

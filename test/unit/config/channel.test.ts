@@ -24,6 +24,7 @@ describe("channels: FHIR_CHANNELS", () => {
       fhirVersion: "R4",
       gapGraceMs: 5000,
       retention: { maxEvents: 10_000, maxAgeMs: 7 * 24 * 3600 * 1000 },
+      replayWindowMs: 24 * 3600 * 1000,
       targets: [{ url: "https://app.example/hook", headers: [["X-Api-Key", "abc"]], signingSecret: "k", signingSecrets: ["k"], maxBackoffMs: 30_000 }],
       subscribers: [],
     });
@@ -52,5 +53,43 @@ describe("channels: FHIR_CHANNELS", () => {
 
   it("http targets with ALLOW_INSECURE_HTTP", () => {
     expect(readEdgeConfig({ ...base, ALLOW_INSECURE_HTTP: "true", FHIR_CHANNELS: { c: channel({ targets: [{ url: "http://127.0.0.1:9/h" }] }) } }).channels.has("c")).toBe(true);
+  });
+});
+
+describe("channels: a target's headers may not set what the edge sets on each delivery", () => {
+  const withHeader = (name: string) => channel({ targets: [{ url: "https://app.example/hook", headers: { [name]: "x" } }] });
+  it.each([
+    "Content-Type",
+    "content-length",
+    "Host",
+    "Connection",
+    "Keep-Alive",
+    "Transfer-Encoding",
+    "TE",
+    "Trailer",
+    "Upgrade",
+    "Proxy-Authorization",
+    "Proxy-Authenticate",
+    "webhook-id",
+    "Webhook-Timestamp",
+    "webhook-signature",
+    "X-Fhir-Edge-Delivery",
+    "x-fhir-edge-anything",
+  ])("%s is a reserved-header error naming the channel and the field; other channels keep working", (name) => {
+    const config = readEdgeConfig({ ...base, FHIR_CHANNELS: { hooks: withHeader(name), good: channel() } });
+    expect(config.channels.has("hooks")).toBe(false);
+    expect(config.channels.has("good")).toBe(true);
+    const issues = config.brokenChannels.get("hooks") ?? [];
+    expect(issues).toEqual([expect.objectContaining({ subject: "hooks", field: `targets[0].headers.${name}`, code: "reserved-header" })]);
+    expect(issues[0]!.message).toMatch(/^Channel hooks: /);
+    expect(issues[0]!.message).toContain(name);
+  });
+
+  it("other headers, including Authorization and X-Api-Key for the target, are kept", () => {
+    const config = readEdgeConfig({ ...base, FHIR_CHANNELS: { hooks: channel({ targets: [{ url: "https://app.example/hook", headers: { Authorization: "Bearer t", "X-Fhir-Edgy": "y" } }] }) } });
+    expect(config.channels.get("hooks")?.targets[0]?.headers).toEqual([
+      ["Authorization", "Bearer t"],
+      ["X-Fhir-Edgy", "y"],
+    ]);
   });
 });

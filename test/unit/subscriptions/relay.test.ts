@@ -64,7 +64,11 @@ describe("intake: who may post, and what", () => {
     expect((await post("intake", event("R5", [1]), "wrong")).status).toBe(401);
     const viaBearer = await post("intake", notification("R5", "handshake"), null, { Authorization: `Bearer ${CHANNEL_SECRET}` });
     expect(viaBearer.status).toBe(200);
-    expect(await deliveries("intake-a")).toEqual([]);
+    // Nothing stored: the refused posts never reached the channel, the handshake is not a delivery.
+    const status = await runInDurableObject(stub("intake"), (instance) => instance.status("intake"));
+    expect(status.handshakeAt).not.toBeNull();
+    expect(status.nextDelivery).toBe(1);
+    expect(status.lastEventNumber).toBe(0);
   });
 
   it.each([
@@ -128,12 +132,19 @@ describe("the three wire forms, delivered in order to every target", () => {
   });
 
   it("handshakes and heartbeats are answered and recorded, not delivered", async () => {
-    expect((await post("r4b", notification("R4B", "handshake"))).status).toBe(200);
-    expect((await post("r4b", notification("R4B", "heartbeat", { eventsSinceSubscriptionStart: 2 }))).status).toBe(200);
-    const status = await runInDurableObject(stub("r4b"), (instance) => instance.status("r4b"));
+    expect((await post("hs-hb", event("R4B", [1]))).status).toBe(200);
+    const before = await runInDurableObject(stub("hs-hb"), (instance) => instance.status("hs-hb"));
+    expect((await post("hs-hb", notification("R4B", "handshake", { eventsSinceSubscriptionStart: 1 }))).status).toBe(200);
+    expect((await post("hs-hb", notification("R4B", "heartbeat", { eventsSinceSubscriptionStart: 1 }))).status).toBe(200);
+    expect((await post("hs-hb", event("R4B", [2]))).status).toBe(200);
+    const status = await runInDurableObject(stub("hs-hb"), (instance) => instance.status("hs-hb"));
     expect(status.handshakeAt).not.toBeNull();
     expect(status.heartbeatAt).not.toBeNull();
-    expect((await deliveries("r4b-a")).every((d) => eventNumbersOf(JSON.parse(d.body)).length > 0)).toBe(true);
+    // Only the two event notifications were stored and delivered.
+    expect(status.nextDelivery - before.nextDelivery).toBe(1);
+    expect(await deliveredUntil("hs-hb-a", [1, 2])).toEqual([1, 2]);
+    const all = await deliveries("hs-hb-a");
+    expect(all.map((d) => eventNumbersOf(JSON.parse(d.body)))).toEqual([[1], [2]]);
   });
 });
 
@@ -145,10 +156,12 @@ describe("sequence: dedupe, out of order, gaps", () => {
     expect(again.status).toBe(200);
     expect(await again.text()).toContain("1 already seen");
     await post("dedupe", event("R5", [2, 3]));
-    const got = await deliveredUntil("dedupe-a", [1, 2, 3]);
-    await new Promise((r) => setTimeout(r, 200));
+    expect(await deliveredUntil("dedupe-a", [1, 2, 3])).toEqual([1, 2, 3]);
+    // Three notifications stored in all (the repeat of 2 none, the overlap [2, 3] sliced to 3).
+    const status = await runInDurableObject(stub("dedupe"), (instance) => instance.status("dedupe"));
+    expect(status.nextDelivery).toBe(4);
+    expect(status.pendingDeliveries).toBe(0);
     expect(await delivered("dedupe-a")).toEqual([1, 2, 3]);
-    expect(got).toEqual([1, 2, 3]);
   });
 
   it("a late event 2 arriving after 3 is slotted in: delivered 1, 2, 3", async () => {
@@ -195,9 +208,11 @@ describe("sequence: dedupe, out of order, gaps", () => {
     await post("per-bundle", a);
     await post("per-bundle", notification("R5", "event-notification", { events: [1], base: "https://other.example/fhir" }));
     expect(await (await eventually(() => deliveries("per-bundle-a"), (v) => v.length >= 2)).length).toBe(2);
+    expect((await runInDurableObject(stub("per-bundle"), (instance) => instance.status("per-bundle"))).nextDelivery).toBe(3);
     await post("none", a);
     await post("none", a);
     expect((await eventually(() => deliveries("none-a"), (v) => v.length >= 2)).length).toBe(2);
+    expect((await runInDurableObject(stub("none"), (instance) => instance.status("none"))).nextDelivery).toBe(3);
   });
 });
 
@@ -217,7 +232,11 @@ describe("fan-out: retries, dead targets, restarts, retention", () => {
     await control("dead", { down: true, status: 500 });
     for (const n of [1, 2, 3, 4]) await post("dead-alive", event("R5", [n]));
     expect(await deliveredUntil("alive", [1, 2, 3, 4], 3000)).toEqual([1, 2, 3, 4]);
-    expect((await deliveries("dead")).every((d) => !d.ok)).toBe(true);
+    const dead = await eventually(() => deliveries("dead"), (v) => v.length > 0);
+    expect(dead.length).toBeGreaterThan(0);
+    expect(dead.every((d) => !d.ok)).toBe(true);
+    const status = await runInDurableObject(stub("dead-alive"), (instance) => instance.status("dead-alive"));
+    expect(status.targets.find((t) => t.target.endsWith("/dead"))).toMatchObject({ pending: 4, lastStatus: "500" });
   });
 
   it("nothing accepted is lost when the object is evicted between intake and delivery", async () => {
@@ -239,8 +258,10 @@ describe("fan-out: retries, dead targets, restarts, retention", () => {
     for (const n of [1, 2, 3, 4, 5]) await post("retention", event("R5", [n]));
     await runDurableObjectAlarm(stub("retention"));
     const status = await runInDurableObject(stub("retention"), (instance) => instance.status("retention"));
-    expect(status.pendingDeliveries).toBeLessThanOrEqual(2);
-    expect(status.targets[0]!.dropped).toBe(3);
+    expect(status.pendingDeliveries).toBe(2);
+    expect(status.targets[0]).toMatchObject({ dropped: 3, pending: 2, cursor: 3 });
+    // Replay is bounded by the same limit.
+    expect(status.replay).toMatchObject({ retained: 2, oldestEvent: 4 });
   });
 
   it("replay: GET /admin/channels/:channel/events?since=N returns the retained notifications after N", async () => {
@@ -263,5 +284,75 @@ describe("liveness", () => {
     expect(await deliveredUntil("liveness-a", [1, 2, 3])).toEqual([1, 2, 3]);
     const requests = (await (await fetch(`${bindings.RELAY_SOURCE}/control/requests`)).json()) as string[];
     expect(requests).toContain("/fhir/Subscription/live-sub/$status");
+  });
+});
+
+describe("zero loss across quiet periods (issue #10's reproduction)", () => {
+  const statusOf = (channel: string) => runInDurableObject(stub(channel), (instance) => instance.status(channel));
+
+  it("event 2 after the alarm has trimmed event 1 is delivered", async () => {
+    expect((await post("quiet", event("R5", [1]))).status).toBe(200);
+    expect(await deliveredUntil("quiet-a", [1])).toEqual([1]);
+    await runDurableObjectAlarm(stub("quiet"));
+    // Everything delivered and cleaned up: storage holds no notification.
+    expect((await statusOf("quiet")).replay.retained).toBe(0);
+    expect((await post("quiet", event("R5", [2]))).status).toBe(200);
+    expect(await deliveredUntil("quiet-a", [1, 2])).toEqual([1, 2]);
+    // The delivery sequence went on; it was not renumbered from 1.
+    expect((await deliveries("quiet-a")).map((d) => d.headers["x-fhir-edge-delivery"])).toEqual(["1", "2"]);
+    const status = await statusOf("quiet");
+    expect(status.targets[0]).toMatchObject({ cursor: 2, lastEvent: 2, pending: 0, delivered: 2 });
+  });
+
+  it("events recovered through $events after a quiet period are delivered", async () => {
+    await setSourceSubscription("quiet-gap-sub", { format: "R5", count: 4 });
+    await post("quiet-gap", event("R5", [1], "quiet-gap-sub"));
+    expect(await deliveredUntil("quiet-gap-a", [1])).toEqual([1]);
+    await runDurableObjectAlarm(stub("quiet-gap"));
+    expect((await statusOf("quiet-gap")).replay.retained).toBe(0);
+    expect(await (await post("quiet-gap", event("R5", [4], "quiet-gap-sub"))).text()).toContain("1 held");
+    await runDurableObjectAlarm(stub("quiet-gap"));
+    expect(await deliveredUntil("quiet-gap-a", [1, 2, 3, 4])).toEqual([1, 2, 3, 4]);
+    expect((await statusOf("quiet-gap")).gaps).toEqual([]);
+  });
+});
+
+describe("held notifications and partial recoveries", () => {
+  it("a held [3] and a later [3, 4] keep the longer one: event 4 is delivered", async () => {
+    await post("held-longer", event("R5", [1]));
+    await post("held-longer", event("R5", [3]));
+    await post("held-longer", event("R5", [3, 4]));
+    await post("held-longer", event("R5", [2]));
+    expect(await deliveredUntil("held-longer-a", [1, 2, 3, 4], 3000)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("a partial $events answer: what it did not return is a gap in /status, the rest is delivered", async () => {
+    await setSourceSubscription("partial-sub", { format: "R4", count: 5, missing: [3] });
+    await post("partial", event("R4", [1], "partial-sub"));
+    await post("partial", event("R4", [5], "partial-sub"));
+    await runDurableObjectAlarm(stub("partial"));
+    expect(await deliveredUntil("partial-a", [1, 2, 4, 5])).toEqual([1, 2, 4, 5]);
+    const status = await statusOf("partial");
+    expect(status.gaps).toEqual([expect.objectContaining({ from: 3, to: 3, outcome: "$events did not return these events" })]);
+    expect(status.unrecoverableEvents).toBe(1);
+    expect(status.lastEventNumber).toBe(5);
+  });
+
+  function statusOf(channel: string) {
+    return runInDurableObject(stub(channel), (instance) => instance.status(channel));
+  }
+});
+
+describe("replay after delivery", () => {
+  it("GET /admin/channels/:channel/events returns delivered notifications within the replay window; /status says how far back", async () => {
+    for (const n of [1, 2]) await post("replay-after", event("R5", [n]));
+    expect(await deliveredUntil("replay-after-a", [1, 2])).toEqual([1, 2]);
+    await runDurableObjectAlarm(stub("replay-after"));
+    const res = await exports.default.fetch(new Request("https://edge.example/admin/channels/replay-after/events?since=0", { headers: { "X-Api-Key": "relay-admin-key" } }));
+    const bundle = (await res.json()) as { entry: Array<{ resource: unknown }> };
+    expect(bundle.entry.map((e) => eventNumbersOf(e.resource))).toEqual([[1], [2]]);
+    const status = await runInDurableObject(stub("replay-after"), (instance) => instance.status("replay-after"));
+    expect(status.pendingDeliveries).toBe(0);
+    expect(status.replay).toMatchObject({ windowSeconds: 86_400, retained: 2, oldestEvent: 1, oldestDelivery: 1 });
   });
 });
