@@ -79,7 +79,8 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   // Subscription notifications in: authenticated by the channel's own secret.
   app.post("/webhooks/:channel", rateLimit("webhooks"), webhookHandler);
   // A channel's notifications out over a WebSocket: admin clients and the channel's subscribers.
-  app.get("/channels/:channel/ws", inboundAuth(), rateLimit("client"), inboxHandler);
+  // A browser may use the console's session cookie (checked against Origin in the handler).
+  app.get("/channels/:channel/ws", sessionOrInbound(deps.now), rateLimit("client"), inboxHandler);
 
   // One search across sources (GET), and a batch whose entries name their sources (POST).
   app.all("/aggregate/:resourceType", inboundAuth(), rateLimit("client"), aggregateSearchHandler(aggregate));

@@ -44,10 +44,11 @@ beforeAll(async () => {
             two: channel(),
             access: channel(),
             nap: channel(),
+            browser: channel(),
             bundles: channel({ sequencing: "none" }),
           }),
         },
-        secrets: { CHANNEL_SECRET: SECRET },
+        secrets: { CHANNEL_SECRET: SECRET, CONSOLE_SESSION_SECRET: "inbox-console-session-secret-for-tests" },
       },
     ],
   });
@@ -272,6 +273,47 @@ describe("who may connect: refused before the upgrade", () => {
   });
 });
 
+describe("a browser may use the console's session cookie on the upgrade, from the edge's own origin only", () => {
+  /** Signs in on the console's form as a browser would, and returns the session cookie (name=value). */
+  async function signIn(key: string): Promise<string> {
+    const res = await fetch(new URL("/admin/console/sign-in", base), {
+      method: "POST",
+      redirect: "manual",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", Origin: base.origin },
+      body: new URLSearchParams({ credential: key }),
+    });
+    expect(res.status).toBe(303);
+    return res.headers.get("Set-Cookie")!.split(";")[0]!;
+  }
+
+  it("the session cookie with the edge's Origin connects and gets events", async () => {
+    const cookie = await signIn(ADMIN);
+    const client = await InboxClient.open("browser", "", undefined, base, { Cookie: cookie, Origin: base.origin });
+    await post("browser", [1]);
+    expect((await client.received(1)).map((f) => f.position)).toEqual([1]);
+    expect(await eventually(() => subscribersOf("browser"), (s) => s.length === 1)).toEqual([expect.objectContaining({ client: "ops" })]);
+    await client.close();
+  });
+
+  it("the session cookie from another origin, or without Origin, is refused with 403 before the upgrade", async () => {
+    const cookie = await signIn(ADMIN);
+    for (const headers of [{ Cookie: cookie, Origin: "https://elsewhere.example" }, { Cookie: cookie }] as Array<Record<string, string>>) {
+      const res = await refusedUpgrade("/channels/browser/ws", headers);
+      expect(res.status).toBe(403);
+      expect(JSON.parse(res.body)).toMatchObject({ resourceType: "OperationOutcome", issue: [{ code: "forbidden", details: { coding: [{ code: "cross-origin-websocket" }] } }] });
+    }
+  });
+
+  it("a key in a header needs no Origin, and wins over a cookie; a tampered cookie is refused with 401", async () => {
+    const cookie = await signIn(ADMIN);
+    // The header's client (not a subscriber) is the one that counts, whatever the cookie says.
+    expect((await refusedUpgrade("/channels/browser/ws", { Cookie: cookie, Origin: base.origin, "X-Api-Key": OTHER })).status).toBe(403);
+    const client = await InboxClient.open("browser", APP, undefined, base, { "X-Api-Key": APP, Origin: "https://elsewhere.example" });
+    await client.close();
+    expect((await refusedUpgrade("/channels/browser/ws", { Cookie: `${cookie}x`, Origin: base.origin })).status).toBe(401);
+  });
+});
+
 describe("hibernation: the object sleeps with the sockets open and wakes for the next event or ack", () => {
   it("after the object is evicted with its WebSockets hibernated, the same connection gets new events and its acks count", async () => {
     const client = await InboxClient.open("nap", APP);
@@ -332,7 +374,7 @@ describe("JWT clients: the token's sub is the client name the channel lists", ()
             FHIR_SOURCE_EHR: "fhir+http://127.0.0.1:9/fhir",
             FHIR_CHANNELS: JSON.stringify({ ward: channel({ subscribers: ["ward-app"] }) }),
           },
-          secrets: { CHANNEL_SECRET: SECRET },
+          secrets: { CHANNEL_SECRET: SECRET, CONSOLE_SESSION_SECRET: "inbox-console-session-secret-for-tests" },
         },
       ],
     });
