@@ -8,6 +8,7 @@ import type { AggregateHandlers } from "./aggregate/custom.ts";
 import { aggregateSearchHandler, type AggregateRouteOptions } from "./aggregate/search-handler.ts";
 import { smartScopes } from "./auth/inbound/authorize.ts";
 import { inboundAuth } from "./auth/inbound/index.ts";
+import { bulkHandler } from "./bulk/route.ts";
 import { jwksHandler } from "./auth/upstream/jwks-route.ts";
 import type { EdgeHonoEnv } from "./context.ts";
 import { EdgeError, NotFoundError, renderError } from "./errors.ts";
@@ -92,6 +93,9 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   // Discovery per source: public, and describing the edge's security.
   app.get("/:source/metadata", sourceMetadataHandler(deps));
   app.get("/:source/.well-known/smart-configuration", smartConfigurationHandler);
+
+  // Bulk Data locations (status, manifest pages, files) the edge signed for the client that kicked off an export.
+  app.all("/:source/$bulk/:token", inboundAuth(), bulkHandler(deps));
 
   // Any FHIR interaction, proxied.
   const proxy = proxyHandler(deps, smartScopes, transformer);

@@ -9,6 +9,7 @@ import { channelsStatus } from "../subscriptions/status.ts";
 import { sessionKeySource } from "../auth/inbound/session-cookie.ts";
 import { prefersHtml } from "./console/negotiate.ts";
 import { renderConsole } from "./console/routes.tsx";
+import { bulkStatus } from "../bulk/status.ts";
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -84,6 +85,7 @@ export async function buildStatus(c: Context<EdgeHonoEnv>, deps: ForwardDeps): P
       webhooks: config.rateLimits.webhooks ?? null,
       keyBy: config.rateLimits.keyBy,
     },
+    bulk: bulkStatus(c.env),
     channels: await channelsStatus(c),
     console: { sessionKey: sessionKeySource(c.env) },
     configurationErrors: config.issues.map(({ subject, field, code, message }) => ({ subject, field, code, message })),

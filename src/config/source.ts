@@ -57,12 +57,16 @@ const KNOWN_FIELDS = new Set([
   "max_backoff_wait",
   "timeout",
   "rewrite_bodies",
+  "bulk_file_hosts",
+  "bulk_proxy_all_files",
   "circuit_failure_threshold",
   "circuit_failure_window",
   "circuit_open_seconds",
   "retry_budget_percent",
   "retry_budget_min_retries",
 ]);
+/** A host as `bulk_file_hosts` lists it: a DNS name or IPv4 address, or a bracketed IPv6 address, with an optional port. */
+const FILE_HOST = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 const ALGS: ReadonlySet<string> = new Set<JwtAlg>(["RS384", "ES384", "RS256", "ES256"]);
 /** An HTTP field name (token). @see https://www.rfc-editor.org/rfc/rfc9110#section-5.1 */
@@ -188,6 +192,13 @@ export function resolveSource(name: string, input: SourceInput, ctx: ResolveCont
   };
   const timeout = num("timeout", DEFAULT_TIMEOUT_SECONDS, (n) => n > 0 && n <= 600, "a number of seconds above 0, at most 600");
   const rewriteBodies = oneOf("rewrite_bodies", ["bundles", "all"] as const, "bundles");
+  const fileHosts: string[] = [];
+  for (const host of list("bulk_file_hosts") ?? []) {
+    const lower = host.toLowerCase();
+    if (FILE_HOST.test(lower)) fileHosts.push(lower);
+    else issue("bulk_file_hosts", "invalid-value", "bulk_file_hosts must be host names (optionally host:port), comma-separated, without scheme or path");
+  }
+  const proxyAllFiles = oneOf("bulk_proxy_all_files", ["true", "false"] as const, "false") === "true";
   const d = DEFAULT_PROTECTION;
   const whole = (n: number) => Number.isInteger(n);
   const protection: ProtectionPolicy = {
@@ -213,6 +224,7 @@ export function resolveSource(name: string, input: SourceInput, ctx: ResolveCont
     retry,
     timeoutMs: Math.round(timeout * 1000),
     rewriteBodies,
+    bulk: { fileHosts, proxyAllFiles },
     protection,
   });
 }

@@ -61,8 +61,20 @@ export interface SourceConfig {
   /** Milliseconds per upstream attempt, until response headers arrive. */
   timeoutMs: number;
   rewriteBodies: "bundles" | "all";
+  bulk: BulkSettings;
   /** Circuit breaker, retry budget and Retry-After hold (docs/protection.md). */
   protection: ProtectionPolicy;
+}
+
+/** How Bulk Data (`$export`) URLs of a source go through the edge (docs/bulk-data.md). */
+export interface BulkSettings {
+  /**
+   * `bulk_file_hosts`: hosts besides the source's own where the edge may fetch
+   * status and file URLs, lower-case, `host` (default port) or `host:port`.
+   */
+  fileHosts: readonly string[];
+  /** `bulk_proxy_all_files=true`: files that need no token upstream go through the edge too. */
+  proxyAllFiles: boolean;
 }
 
 /** A source's protection under load; see docs/protection.md. */

@@ -13,6 +13,7 @@ import { routeShape } from "./route-shape.ts";
 import { requireSource } from "./sources.ts";
 import { upstreamTarget } from "./target.ts";
 import type { Transformer } from "../transform/transforms.ts";
+import { isExportKickoff, withEdgeStatusUrl } from "../bulk/kickoff.ts";
 
 export const PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const;
 const PROXIED: ReadonlySet<string> = new Set(PROXIED_METHODS);
@@ -67,7 +68,9 @@ export const proxyHandler =
     const requestId = c.get("requestId");
     const clientHeaders = c.req.raw.headers;
     const credentials = credentialsFor(source, c.env, deps.now);
-    const retryable = isRetryable(method, clientHeaders, target.value.segments, source.retry);
+    // A Bulk Data kick-off starts a job each time it is sent: retried only where POST is.
+    const kickoff = isExportKickoff(target.value.segments);
+    const retryable = kickoff ? source.retry.methods.has("POST") : isRetryable(method, clientHeaders, target.value.segments, source.retry);
     const hasBody = method !== "GET" && method !== "HEAD" && c.req.raw.body !== null;
     // Buffer only a body that may be sent twice (a retry, or once more after an
     // upstream 401 on a cached token); any other streams through once.
@@ -85,13 +88,25 @@ export const proxyHandler =
       timeoutMs: source.timeoutMs,
       protection: source.protection,
     };
-    const { response, attempts } = await forwardAuthenticated(call, credentials, deps);
+    const forwarded = await forwardAuthenticated(call, credentials, deps);
+    const { attempts } = forwarded;
     c.set("logAttempts", attempts);
     if (attempts > 1) c.set("logIncident", true);
-    if (response.status === 401) {
-      await response.body?.cancel();
+    if (forwarded.response.status === 401) {
+      await forwarded.response.body?.cancel();
       throw new UpstreamUnauthorizedError(source.name);
     }
+    const response = kickoff
+      ? await withEdgeStatusUrl(forwarded.response, {
+          source,
+          client: c.get("client").name,
+          edgeBase: located.edgeBase,
+          upstreamUrl: target.value.url,
+          env: c.env,
+          allowInsecureHttp: config.allowInsecureHttp,
+          now: deps.now(),
+        })
+      : forwarded.response;
 
     const rewriter = rewriterFor(source, located.edgeBase);
     const secrets = credentials.secrets();

@@ -2,7 +2,8 @@ import type { Context } from "hono";
 import type { EdgeHonoEnv } from "../../context.ts";
 import { ForbiddenError, InvalidRequestError } from "../../errors.ts";
 import { routeShape, type RouteShape } from "../../proxy/route-shape.ts";
-import { allows, parseScopes, requiredPermissions, type Permission, type ScopeGrant } from "./scopes.ts";
+import { isExportKickoff, requestedExportTypes } from "../../bulk/export-request.ts";
+import { allows, bulkExportPermissions, parseScopes, requiredPermissions, type Permission, type ScopeGrant } from "./scopes.ts";
 
 export interface AuthorizationRequest {
   method: string;
@@ -56,6 +57,11 @@ export const smartScopes: RequestAuthorizer = async (c, request) => {
     grantsCache.set(scopes, grants);
   }
   const { method, route, segments, search } = request;
+  if (isExportKickoff(segments)) {
+    const body = method === "POST" ? new TextDecoder().decode(await request.readBody()) : undefined;
+    check(grants, bulkExportPermissions(requestedExportTypes(search, body)), `${method} ${route.shape}`);
+    return;
+  }
   check(grants, needsFor(method, segments, search, route), `${method} ${route.shape}`);
   if (route.interaction !== "batch") return;
 

@@ -79,3 +79,17 @@ export function requiredPermissions(interaction: Interaction, resourceType: stri
       return (["c", "r", "u", "d", "s"] as Permission[]).map((p) => ["*", p]);
   }
 }
+
+/**
+ * What a Bulk Data kick-off needs: read (`r` and `s`, v1 `.read`) on every
+ * type it exports, and on every type (`*`) when `_type` names none, since the
+ * export then holds all of them.
+ * @param types the `_type` values, or undefined for all types
+ * @see https://hl7.org/fhir/uv/bulkdata/authorization.html
+ */
+export function bulkExportPermissions(types: readonly string[] | undefined): Array<[string, Permission]> {
+  return (types ?? ["*"]).flatMap((type): Array<[string, Permission]> => [
+    [type, "r"],
+    [type, "s"],
+  ]);
+}
