@@ -45,6 +45,8 @@ beforeAll(async () => {
             access: channel(),
             nap: channel(),
             browser: channel(),
+            // The source is never asked: the missing event arrives within the grace period.
+            held: channel({ gapGracePeriod: 60 }),
             bundles: channel({ sequencing: "none" }),
           }),
         },
@@ -165,6 +167,22 @@ describe("live events: each new event as accepted, in order, one notification Bu
     expect(frames.map((f) => [f.events, f.position])).toEqual([["1-1", 1], ["2-3", 3], ["4-4", 4]]);
     expect(frames[1]).toMatchObject({ channel: "live", bundle: notification("R5", "event-notification", { events: [2, 3] }) });
     expect(frames.map((f) => f.delivery)).toEqual([...frames.map((f) => f.delivery)].sort((a, b) => a - b));
+    await client.close();
+  });
+
+  it("an event held past a missing one is not sent until the missing one is in; then both, in order", async () => {
+    const client = await InboxClient.open("held", APP);
+    await post("held", [1]);
+    await post("held", [3]);
+    await client.received(1);
+    // Event 3 waits for 2 in the channel's held table; the inbox only reads notifications accepted in order.
+    await post("held", [4]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(client.events()).toEqual([1]);
+    await post("held", [2]);
+    await client.received(3);
+    expect(client.events()).toEqual([1, 2, 3, 4]);
+    expect(client.frames.map((f) => f.position)).toEqual([1, 2, 3, 4]);
     await client.close();
   });
 
