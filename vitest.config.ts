@@ -16,7 +16,13 @@ export default defineConfig({
             miniflare: { bindings: relayBindings(inject("receiverPort"), inject("sourcePort")) },
           })),
         ],
-        test: { name: "unit", include: ["test/unit/**/*.test.ts"], globalSetup: ["test/unit/setup/peers.ts"] },
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+          globalSetup: ["test/unit/setup/peers.ts"],
+          // Property tests run inside workerd, which does not see this process's environment: read here, injected there.
+          provide: { fuzz: { runs: process.env.FUZZ_RUNS ?? "", seed: process.env.FUZZ_SEED ?? "", path: process.env.FUZZ_PATH ?? "" } },
+        },
       },
       {
         test: {

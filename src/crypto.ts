@@ -1,4 +1,4 @@
-/** Small Web Crypto helpers shared by the cursor signer, the delivery signers and the token cache. */
+/** Small Web Crypto helpers shared by the cursor signer, the delivery signers and the token cache, and the one strict base64url decoder. */
 
 const encoder = new TextEncoder();
 const hmacKeys = new Map<string, Promise<CryptoKey>>();
@@ -53,4 +53,35 @@ export function isBase64(s: string): boolean {
 /** The bytes of standard base64 text; check it with `isBase64` first. */
 export function fromBase64(s: string): Uint8Array {
   return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/** Unpadded base64url of bytes (RFC 4648 section 5). */
+export function toBase64url(bytes: Uint8Array): string {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+/**
+ * The bytes of unpadded base64url text, decoded strictly: only the canonical
+ * encoding of some bytes is accepted, so the unused low bits of the last
+ * character must be zero and no padding, whitespace or `+`/`/` is allowed.
+ * A lenient decoder maps several texts to the same bytes, and then an
+ * altered signature or cursor (`...M` changed to `...N`) still verifies.
+ * Every signature and cursor the edge reads goes through this.
+ * @returns undefined for anything that is not canonical base64url
+ * @see https://www.rfc-editor.org/rfc/rfc4648#section-3.5
+ */
+export function fromBase64url(text: string): Uint8Array | undefined {
+  if (!BASE64URL.test(text) || text.length % 4 === 1) return undefined;
+  let binary: string;
+  try {
+    binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
+  } catch {
+    return undefined;
+  }
+  const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  return toBase64url(bytes) === text ? bytes : undefined;
 }

@@ -1,5 +1,4 @@
-import { base64url } from "jose";
-import { hmacKey } from "../crypto.ts";
+import { fromBase64url, hmacKey, toBase64url } from "../crypto.ts";
 import { err, ok, type Result } from "../result.ts";
 import type { SourcePosition } from "./merge.ts";
 
@@ -24,16 +23,6 @@ export const CURSOR_TTL_SECONDS = 3600;
 const VERSION = 1;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** The bytes of unpadded base64url text; undefined for anything else. */
-function fromBase64url(text: string): Uint8Array | undefined {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined;
-  try {
-    return base64url.decode(text);
-  } catch {
-    return undefined;
-  }
-}
 
 /** The payload as written: short keys, since it travels in every next link. */
 interface Payload {
@@ -64,9 +53,9 @@ export async function signCursor(state: CursorState, key: CryptoKey, now: number
     s: state.sort,
     p: state.positions.map((p) => ({ n: p.source, a: p.at, k: p.skip, ...(p.total === undefined ? {} : { t: p.total }) })),
   };
-  const body = base64url.encode(JSON.stringify(payload));
+  const body = toBase64url(encoder.encode(JSON.stringify(payload)));
   const signature = new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(body)));
-  return `${body}.${base64url.encode(signature)}`;
+  return `${body}.${toBase64url(signature)}`;
 }
 
 const isCount = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n >= 0;

@@ -1,6 +1,6 @@
 import { err, ok, type Result } from "../result.ts";
 import type { ConfigIssue } from "./types.ts";
-import type { SourceInput } from "./source.ts";
+import { PARAMETER_NAME, type SourceInput } from "./source.ts";
 
 /**
  * Parses a `fhir://` connection string (HealthChain's form, plus `fhir+http://`
@@ -45,12 +45,19 @@ export function parseConnectionString(name: string, text: string): Result<Source
   for (const pair of query.split("&")) {
     if (pair === "") continue;
     const eq = pair.indexOf("=");
-    const rawKey = eq === -1 ? pair : pair.slice(0, eq);
-    const rawValue = eq === -1 ? "" : pair.slice(eq + 1);
+    if (eq === -1) {
+      // Not echoed: a part without `=` is most often the tail of a value holding a raw `&` (a secret).
+      issues.push({ subject: name, field: "query", code: "invalid-parameter", message: `Source ${name}: a parameter has no '='; percent-encode & inside values as %26` });
+      continue;
+    }
+    const rawKey = pair.slice(0, eq);
+    const rawValue = pair.slice(eq + 1);
     const key = safeDecode(rawKey);
     const decoded = safeDecode(rawValue);
     if (key === undefined || decoded === undefined) {
-      issues.push({ subject: name, field: key ?? "query", code: "invalid-encoding", message: `Source ${name}: a parameter is not valid percent-encoding` });
+      // The field is named only when it looks like a parameter name; otherwise it may be a piece of a value.
+      const field = key !== undefined && PARAMETER_NAME.test(key) ? key : "query";
+      issues.push({ subject: name, field, code: "invalid-encoding", message: `Source ${name}: a parameter is not valid percent-encoding` });
       continue;
     }
     if (key.toLowerCase().startsWith("header.")) {

@@ -71,6 +71,10 @@ const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIO
 const ALGS: ReadonlySet<string> = new Set<JwtAlg>(["RS384", "ES384", "RS256", "ES256"]);
 /** An HTTP field name (token). @see https://www.rfc-editor.org/rfc/rfc9110#section-5.1 */
 export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** A parameter name the edge may repeat back in a message; anything else could be part of a value. */
+export const PARAMETER_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+/** What an upstream header value (and a static token) may hold: printable ASCII and tab. Anything else throws or is logged by the runtime. */
+const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
 /** Headers the edge owns on the upstream request; an extra header may not set them. */
 const RESERVED_HEADERS = new Set([
   "host",
@@ -99,8 +103,11 @@ export function resolveSource(name: string, input: SourceInput, ctx: ResolveCont
     if (KNOWN_FIELDS.has(key)) continue;
     if (key === "client_secret_path") {
       issue(key, "unsupported-field", "client_secret_path reads a file, which a Worker cannot; use client_secret=env:SECRET_NAME");
-    } else {
+    } else if (PARAMETER_NAME.test(key)) {
       issue(key, "unknown-field", `unknown parameter ${key}`);
+    } else {
+      // Not echoed: such a "name" is most often a piece of a value, split off by a raw `?`, `&` or `=` (a password in the URL).
+      issue(undefined, "unknown-field", "a parameter name is not one the edge knows; percent-encode ?, & and = inside values and the URL's user info");
     }
   }
 
@@ -156,7 +163,7 @@ export function resolveSource(name: string, input: SourceInput, ctx: ResolveCont
     const lower = headerName.toLowerCase();
     const field = `header.${headerName}`;
     if (!HEADER_NAME.test(headerName)) {
-      issue(field, "invalid-header", `header name ${JSON.stringify(headerName)} is not a valid HTTP header name`);
+      issue("headers", "invalid-header", "a header name is not a valid HTTP header name (letters, digits and !#$%&'*+.^_`|~-)");
     } else if (RESERVED_HEADERS.has(lower)) {
       issue(field, "reserved-header", `the edge sets ${headerName} itself`);
     } else if (lower === "authorization" && auth.kind !== "none") {
@@ -164,7 +171,7 @@ export function resolveSource(name: string, input: SourceInput, ctx: ResolveCont
     } else {
       const value = resolveEnvValue(rawValue, ctx.env, (x) => issue(field, x.code, x.message), field);
       if (value === undefined) continue;
-      if (/[\r\n\0]/.test(value)) issue(field, "invalid-header", `${field} contains a control character`);
+      if (!HEADER_VALUE.test(value)) issue(field, "invalid-header", `${field} holds a character other than printable ASCII (a line break, NUL, or non-ASCII text the runtime would log)`);
       else headers.push([headerName, value]);
     }
   }
@@ -180,7 +187,8 @@ export function resolveSource(name: string, input: SourceInput, ctx: ResolveCont
   const methods = new Set<string>();
   for (const m of methodList ?? []) {
     const upper = m.toUpperCase();
-    if (!METHODS.has(upper)) issue("retryable_methods", "invalid-value", `retryable_methods: ${m} is not an HTTP method the edge proxies`);
+    // Names the allowed methods, not the one written: a value never goes into a message, in case it is a secret pasted in the wrong place.
+    if (!METHODS.has(upper)) issue("retryable_methods", "invalid-value", `retryable_methods must list methods the edge proxies (${[...METHODS].join(", ")})`);
     else methods.add(upper);
   }
   const retry: RetryPolicy = {
@@ -275,6 +283,8 @@ function resolveAuth(
 
   switch (methods[0]) {
     case "token":
+      // It goes into the Authorization header of every request, where a line break or NUL throws.
+      if (token && !HEADER_VALUE.test(token)) issue("token", "invalid-value", "token holds a character other than printable ASCII, which the Authorization header cannot carry");
       return token ? { kind: "bearer", token } : { kind: "none" };
     case "basic":
       if (username === undefined && !fields.has("username")) issue("username", "missing-field", "password needs username");

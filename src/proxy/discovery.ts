@@ -112,7 +112,8 @@ export const sourceMetadataHandler =
       }
     }
     const out = clientResponseHeaders(response.headers, rewriter.rewriteHeader, credentials.secrets(), requestId, true);
-    const body = rewriter.rewriteText(text);
+    // The edge's own description of the source: every upstream URL in it points at the edge.
+    const body = rewriter.rewriteEverywhere(text);
     if (response.ok) {
       if (cache.size > 32) cache.clear();
       cache.set(cacheKey, { expires: deps.now() + METADATA_TTL_MS, status: response.status, headers: [...out], body });

@@ -22,11 +22,11 @@ const rewriters = new Map<string, UrlRewriter>();
 
 /** One rewriter per (upstream base, edge base): built once, reused by every request. */
 export function rewriterFor(source: SourceConfig, edgeBase: string): UrlRewriter {
-  const key = `${source.baseUrl} ${edgeBase}`;
+  const key = `${source.rewriteBodies} ${source.baseUrl} ${edgeBase}`;
   let rewriter = rewriters.get(key);
   if (!rewriter) {
     if (rewriters.size > 256) rewriters.clear();
-    rewriter = createUrlRewriter(source.baseUrl, edgeBase, source.basePath);
+    rewriter = createUrlRewriter(source.baseUrl, edgeBase, source.basePath, source.rewriteBodies);
     rewriters.set(key, rewriter);
   }
   return rewriter;

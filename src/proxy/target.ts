@@ -1,7 +1,7 @@
 import { err, ok, type Result } from "../result.ts";
 import type { SourceConfig } from "../config/types.ts";
 
-export type UnsafePathReason = "dot-segment" | "empty-segment" | "encoded-separator" | "control-character" | "bad-encoding" | "backslash";
+export type UnsafePathReason = "dot-segment" | "empty-segment" | "encoded-separator" | "control-character" | "bad-encoding" | "backslash" | "fragment";
 
 export interface UpstreamTarget {
   /** The absolute upstream URL: the source's origin and base path, then the client's path and query as sent. */
@@ -11,8 +11,30 @@ export interface UpstreamTarget {
 }
 
 /**
+ * Why a decoded segment could leave the base at some upstream, if it could:
+ * read as sent, with its path parameters dropped (Tomcat and Jetty read
+ * `..;x` as `..`), decoded once more (`%252e%252e`), or NFKC-normalised
+ * (`\uff0e\uff0e`, fullwidth dots, and `\u2025` are `..` there). FHIR paths are
+ * ASCII names and ids, so none of these refuses a real request.
+ */
+function unsafeSegment(decoded: string): UnsafePathReason | undefined {
+  if (/%[0-9a-f]{2}/i.test(decoded)) return "bad-encoding";
+  // eslint-disable-next-line no-control-regex
+  const views = /[^\u0000-\u007f]/.test(decoded) ? [decoded, decoded.normalize("NFKC")] : [decoded];
+  for (const view of views) {
+    const name = view.split(";", 1)[0];
+    if (name === "." || name === "..") return "dot-segment";
+    if (view.includes("/") || view.includes("\\")) return "encoded-separator";
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(view)) return "control-character";
+  }
+  return undefined;
+}
+
+/**
  * Joins the client's path (after `/<source>`) and query onto the source's
- * base. The path is checked segment by segment, raw and decoded, so nothing
+ * base. The path is checked segment by segment, raw and decoded (see
+ * {@link unsafeSegment} for how upstreams may read it), so nothing
  * (`..`, `%2e%2e`, `//host`, `%2F`, `\`, absolute URLs) can leave the
  * configured base; the query is kept byte for byte, since it cannot change
  * the host. A final parse confirms origin and base path.
@@ -30,16 +52,19 @@ export function upstreamTarget(source: SourceConfig, rest: string, search: strin
         return err("empty-segment");
       }
       if (segment.includes("\\")) return err("backslash");
+      // A `#` would end the path at the upstream: it would get less than the path checked and authorised here.
+      if (segment.includes("#")) return err("fragment");
+      // A raw space too: the URL parser trims a trailing one, so the upstream would see another path than the one checked.
+      // eslint-disable-next-line no-control-regex
+      if (/[\u0000-\u0020\u007f]/.test(segment)) return err("control-character");
       let decoded: string;
       try {
         decoded = decodeURIComponent(segment);
       } catch {
         return err("bad-encoding");
       }
-      if (decoded === "." || decoded === "..") return err("dot-segment");
-      if (decoded.includes("/") || decoded.includes("\\")) return err("encoded-separator");
-      // eslint-disable-next-line no-control-regex
-      if (/[\u0000-\u001f\u007f]/.test(decoded)) return err("control-character");
+      const unsafe = unsafeSegment(decoded);
+      if (unsafe) return err(unsafe);
       segments.push(decoded);
     }
   }

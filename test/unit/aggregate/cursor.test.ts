@@ -34,6 +34,18 @@ describe("aggregate cursor: HMAC-SHA256 signed, with expiry", () => {
     expect(await readCursor(token, await cursorKey("another-secret-entirely-0123456789"), NOW)).toEqual({ ok: false, error: "invalid" });
   });
 
+  it("refuses a signature whose last character differs only in its two unused bits (...M to ...N)", async () => {
+    const key = await cursorKey("a-long-random-secret-for-tests-0123456789");
+    const token = await signCursor(STATE, key, NOW);
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const last = alphabet.indexOf(token.at(-1)!);
+    // A lenient base64url decoder gives the same 32 bytes for all four of these.
+    for (const flip of [1, 2, 3]) {
+      expect(await readCursor(token.slice(0, -1) + alphabet[last ^ flip], key, NOW)).toEqual({ ok: false, error: "invalid" });
+    }
+    expect((await readCursor(token, key, NOW)).ok).toBe(true);
+  });
+
   it("expires after an hour", async () => {
     const key = await cursorKey("a-long-random-secret-for-tests-0123456789");
     const token = await signCursor(STATE, key, NOW);

@@ -126,6 +126,10 @@ describe("configuration errors", () => {
     ["reserved header", { FHIR_SOURCE_A: "fhir://h.example/r4?header.Host=evil.example" }, "header.Host", "reserved-header"],
     ["header with a newline", { FHIR_SOURCE_A: "fhir://h.example/r4?header.X-A=a%0D%0Ab" }, "header.X-A", "invalid-header"],
     ["scheme", { FHIR_SOURCE_A: "https://h.example/r4" }, "url", "invalid-url"],
+    // Found by source.property.test.ts: each was accepted and then threw (or was logged by the runtime) on every request.
+    ["token with a NUL", { FHIR_SOURCES: { a: { url: "https://h.example/r4", token: "abc\u0000def" } } }, "token", "invalid-value"],
+    ["token with a line break", { FHIR_SOURCE_A: "fhir://h.example/r4?token=abc%0Adef" }, "token", "invalid-value"],
+    ["header value that is not ASCII", { FHIR_SOURCE_A: "fhir://h.example/r4?header.X-A=caf%C3%A9" }, "header.X-A", "invalid-header"],
     ["JSON without url", { FHIR_SOURCES: { a: { token: "t" } } }, "url", "missing-field"],
     ["JSON url with a query", { FHIR_SOURCES: { a: { url: "https://h.example/r4?x=1" } } }, "url", "invalid-url"],
   ];
@@ -133,6 +137,19 @@ describe("configuration errors", () => {
     const config = readEdgeConfig(env);
     expect(config.sources.has("a")).toBe(false);
     expect(config.brokenSources.get("a")).toContainEqual(expect.objectContaining({ subject: "a", field, code }));
+  });
+
+  it.each([
+    ["a method list", "fhir://h.example/r4?retryable_methods=GET,Zq7Secret"],
+    ["a raw & in a secret", "fhir://h.example/r4?client_id=a&client_secret=abc&Zq7Secret"],
+    ["a raw ? in the user info", "fhir://h.example?:Zq7Secret@h.example/r4"],
+    ["a raw ? and = in the user info", "fhir://h.example?:Zq7Secret=%@h.example/r4"],
+    ["a header name", "fhir://h.example/r4?header.X%20Zq7Secret=1"],
+  ])("never repeats a value in a message, even one written in the wrong place (%s)", (_, connection) => {
+    // Found by source.property.test.ts: each of these echoed part of what was written.
+    const config = readEdgeConfig({ PROXY_AUTH: "none", FHIR_SOURCE_A: connection });
+    expect(config.brokenSources.get("a")?.length).toBeGreaterThan(0);
+    expect(JSON.stringify(config.issues)).not.toContain("Zq7Secret");
   });
 
   it("never puts a value in a message", () => {

@@ -35,6 +35,18 @@ describe("path safety: nothing leaves the source's base", () => {
     ["/a\\b", "backslash"],
     ["/Patient/%00", "control-character"],
     ["/Patient/%E0%A4%A", "bad-encoding"],
+    // Found by the properties in target.property.test.ts: each leaves the base at some upstream.
+    ["/Patient/..;/..;/admin", "dot-segment"],
+    ["/Patient/%2e%2e;x/admin", "dot-segment"],
+    ["/Patient/..%3bjsessionid=1/admin", "dot-segment"],
+    ["/Patient/%252e%252e/admin", "bad-encoding"],
+    ["/Patient/%25c0%25ae%25c0%25ae/admin", "bad-encoding"],
+    ["/Patient/\uff0e\uff0e/admin", "dot-segment"],
+    ["/Patient/%EF%BC%8E%EF%BC%8E/admin", "dot-segment"],
+    ["/Patient/\u2025/admin", "dot-segment"],
+    ["/Patient/a\uff0fb", "encoded-separator"],
+    ["/Patient/1 ", "control-character"],
+    ["/Patient#/1", "fragment"],
   ])("refuses %s (%s)", (rest, reason) => {
     expect(upstreamTarget(source, rest, "")).toEqual({ ok: false, error: reason });
   });
