@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { EdgeHonoEnv } from "../../context.ts";
 import { UnauthenticatedError } from "../../errors.ts";
 import { inboundAuth } from "./index.ts";
@@ -169,5 +169,21 @@ export const sessionOrInbound =
       );
     }
     c.set("client", { name: session.client });
+    c.set("viaSession", true);
     await next();
   };
+
+/**
+ * Whether a request comes from the edge's own pages: its `Origin` is the
+ * request's origin, or `PUBLIC_URL`'s. A request without `Origin` does not.
+ * With SameSite=Strict this is what keeps another site from acting with the
+ * session cookie (a cross-site form post, or a WebSocket, which SameSite
+ * alone does not cover for a same-site but foreign origin).
+ * @see https://owasp.org/www-community/attacks/csrf
+ * @see https://www.rfc-editor.org/rfc/rfc6455#section-10.2
+ */
+export function fromEdgeOrigin(c: Context<EdgeHonoEnv>): boolean {
+  const origin = c.req.header("Origin");
+  const publicUrl = c.get("config").publicUrl;
+  return origin !== undefined && (origin === new URL(c.req.url).origin || (publicUrl !== undefined && origin === new URL(publicUrl).origin));
+}

@@ -333,6 +333,24 @@ describe("console: renders defensively from the JSON", () => {
     expect(html).toContain("signing: standard-webhooks");
   });
 
+  it("lists the WebSocket inbox's open connections from the channel's subscribers, with each client's acked position", async () => {
+    const channel = { name: "adt", state: "ok", source: "ehr", lastEventNumber: 9, gaps: [], targets: [] };
+    const html = await render({
+      sources: [],
+      channels: [
+        {
+          ...channel,
+          subscribers: [
+            { client: "ward-app", connectedAt: new Date(T0 - 60_000).toISOString(), acked: 9, sent: 9, stalledSince: null },
+            { client: "laptop", connectedAt: new Date(T0 - 60_000).toISOString(), acked: 4, sent: 9, stalledSince: new Date(T0 - 12_000).toISOString() },
+          ],
+        },
+      ],
+    });
+    expect(html).toMatch(/WebSocket subscribers<\/dt><dd>2: ward-app \(acked 9\), laptop \(acked 4, window full 12 s\)</);
+    expect(await render({ sources: [], channels: [{ ...channel, subscribers: [] }] })).toMatch(/WebSocket subscribers<\/dt><dd>none connected</);
+  });
+
   it("does not throw on missing or odd fields", async () => {
     for (const report of [null, {}, { sources: "x", channels: [null, 3, { name: 5 }] }, { sources: [{ name: "a", state: "ok", reachability: "?" }], configurationErrors: [{}] }]) {
       expect(await render(report)).toContain("Sources");
