@@ -224,7 +224,10 @@ describe("console: a session cookie that is tampered with or expired is refused"
       .replaceAll("/", "_")
       .replace(/=+$/, "");
     const flipped = signature.slice(0, -2) + (signature.endsWith("AA") ? "BB" : "AA");
-    for (const bad of [`${name}=${forged}.${signature}`, `${name}=${payload}.${flipped}`, `${name}=${payload}`, `${name}=garbage`]) {
+    // The same bytes under a lenient decoder: the last character changed only in its unused low bits.
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const lowBits = signature.slice(0, -1) + alphabet[alphabet.indexOf(signature.at(-1)!) ^ 1];
+    for (const bad of [`${name}=${forged}.${signature}`, `${name}=${payload}.${flipped}`, `${name}=${payload}.${lowBits}`, `${name}=${payload}`, `${name}=garbage`]) {
       const res = await edge()("/status", { headers: { Cookie: bad } });
       expect(res.status, bad).toBe(401);
       expect(await errorCode(res)).toBe("session-invalid");
