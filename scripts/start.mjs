@@ -13,20 +13,21 @@
  * Environment: PORT (edge, default 8787), DEMO_API_KEY (default demo-key).
  */
 import { spawn } from "node:child_process";
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { Webhook } from "standardwebhooks";
 import { demoObservations, demoPatients, startFhirServer } from "../test/peers/fhir-server.ts";
 
 const port = Number(process.env.PORT ?? 8787);
 const apiKey = process.env.DEMO_API_KEY ?? "demo-key";
 const edge = `http://127.0.0.1:${port}`;
-// Demo-only secrets: the channel's (the FHIR server shows it to the edge) and the target's signing key.
+// Demo-only secrets: the channel's (the FHIR server shows it to the edge) and the target's signing
+// key, written as Standard Webhooks writes one: whsec_ and the key's bytes in base64.
 const channelSecret = "demo-channel-secret";
-const signingSecret = "demo-signing-secret";
+const signingSecret = "whsec_Zmhpci1lZGdlIGRlbW8gc2lnbmluZyBrZXkgKGxvY2FsIG9ubHkp";
 
 const upstream = await startFhirServer();
 const patients = await upstream.seed(demoPatients(8));
@@ -34,15 +35,21 @@ await upstream.seed(demoObservations(patients, 3));
 console.log(`demo FHIR server (Medplum router, in memory): ${upstream.url}  (${patients.length} patients)`);
 
 /**
- * Checks one delivery's signature. Today the edge's `X-Fhir-Edge-Signature`
- * (`sha256=<hex HMAC-SHA256 of the body>`, key = the secret's UTF-8 bytes);
- * swapping to Standard Webhooks (`webhook-id`, `webhook-timestamp`,
- * `webhook-signature`) is this one function.
+ * Checks one delivery the way a receiver written from docs/relay.md does: the
+ * Standard Webhooks signature (`webhook-id`, `webhook-timestamp`,
+ * `webhook-signature`) verified by the `standardwebhooks` library, which also
+ * refuses a timestamp outside its tolerance (a replayed capture).
+ * @returns the delivery's `webhook-id` (stable across retries: the
+ *   idempotency key), or undefined when it does not verify
  */
+const webhook = new Webhook(signingSecret);
 function verifyDelivery(headers, body) {
-  const given = String(headers["x-fhir-edge-signature"] ?? "");
-  const expected = `sha256=${createHmac("sha256", signingSecret).update(body).digest("hex")}`;
-  return given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+  try {
+    webhook.verify(body, headers);
+    return String(headers["webhook-id"]);
+  } catch {
+    return undefined;
+  }
 }
 
 /** A sample R5 notification for the demo channel: one event, numbered `n`, about a demo patient. */
@@ -81,7 +88,8 @@ const receiver = http.createServer((req, res) => {
   req.on("data", (c) => chunks.push(c));
   req.on("end", () => {
     const body = Buffer.concat(chunks);
-    if (!verifyDelivery(req.headers, body)) {
+    const id = verifyDelivery(req.headers, body);
+    if (id === undefined) {
       console.log("[receiver] REFUSED a delivery: its signature does not verify");
       res.writeHead(401).end();
       return;
@@ -95,7 +103,7 @@ const receiver = http.createServer((req, res) => {
     } catch {
       // still verified; just not a bundle we can summarise
     }
-    console.log(`[receiver] verified delivery (X-Fhir-Edge-Signature ok): ${events.join(", ") || `${body.length} bytes`}`);
+    console.log(`[receiver] verified delivery (Standard Webhooks, webhook-id ${id}): ${events.join(", ") || `${body.length} bytes`}`);
     res.writeHead(204).end();
   });
 });

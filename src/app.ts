@@ -24,6 +24,7 @@ import { ROUTES } from "./routes.ts";
 import { compileTransforms, type TransformHandlers } from "./transform/transforms.ts";
 import { registerHandler, replayHandler } from "./subscriptions/admin-routes.ts";
 import { webhookHandler } from "./subscriptions/webhook-route.ts";
+import { inboxHandler } from "./subscriptions/ws-route.ts";
 
 export interface EdgeOptions {
   /** The I/O used for upstream calls: override in tests, or to instrument fetch. */
@@ -79,6 +80,9 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
 
   // Subscription notifications in: authenticated by the channel's own secret.
   app.post(ROUTES.webhook, rateLimit("webhooks"), webhookHandler);
+  // A channel's notifications out over a WebSocket: admin clients and the channel's subscribers.
+  // A browser may use the console's session cookie (checked against Origin in the handler).
+  app.get(ROUTES.inbox, sessionOrInbound(deps.now), rateLimit("client"), inboxHandler);
 
   // One search across sources (GET), and a batch whose entries name their sources (POST).
   app.all(ROUTES.aggregateSearch, inboundAuth(), rateLimit("client"), aggregateSearchHandler(aggregate));

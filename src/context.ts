@@ -13,6 +13,12 @@ export interface EdgeVariables {
   requestId: string;
   config: EdgeConfig;
   client: ClientIdentity;
+  /**
+   * Set when the console's session cookie, not a header, authenticated the
+   * client: a browser sends a cookie by itself, so a route that acts on it
+   * checks the request's `Origin` (see `fromEdgeOrigin`).
+   */
+  viaSession?: true;
   /** For the access log: the source and the route shape (`Patient/{id}`), never a raw path or query. */
   logSource?: string;
   logRoute?: string;

@@ -17,6 +17,7 @@ export const ROUTES = {
   register: "/admin/channels/:channel/register",
   replay: "/admin/channels/:channel/events",
   webhook: "/webhooks/:channel",
+  inbox: "/channels/:channel/ws",
   aggregateSearch: "/aggregate/:resourceType",
   aggregateBatch: "/aggregate",
 } as const;

@@ -1,4 +1,5 @@
 import { err, ok, type Result } from "../result.ts";
+import { isValidSigningSecret, WHSEC_PREFIX } from "../subscriptions/standard-webhooks.ts";
 import { HOP_BY_HOP } from "../upstream/headers.ts";
 import { resolveEnvValue } from "./env-value.ts";
 import { HEADER_NAME } from "./source.ts";
@@ -15,7 +16,10 @@ export interface FilterBy {
 export interface TargetConfig {
   url: string;
   headers: ReadonlyArray<readonly [string, string]>;
+  /** The key of `X-Fhir-Edge-Signature` (as UTF-8): `signingSecret`, or the first of `signingSecrets`. */
   signingSecret?: string;
+  /** Every Standard Webhooks secret, newest first (`signingSecrets`, or the one `signingSecret`); absent without one. */
+  signingSecrets?: readonly string[];
   /** Milliseconds; the cap of the retry backoff for this target. */
   maxBackoffMs: number;
 }
@@ -40,6 +44,8 @@ export interface ChannelConfig {
   /** Milliseconds a notification every target has stays for replay (`GET /admin/channels/<channel>/events`), within the retention limits. */
   replayWindowMs: number;
   targets: TargetConfig[];
+  /** Client names (API key names, JWT `sub`s) allowed on the channel's WebSocket inbox besides admin clients. */
+  subscribers: readonly string[];
 }
 
 const CHANNEL_DEFAULTS = {
@@ -68,8 +74,9 @@ const KNOWN = new Set([
   "retentionEvents",
   "retentionSeconds",
   "replayWindowSeconds",
+  "subscribers",
 ]);
-const TARGET_KNOWN = new Set(["url", "headers", "signingSecret", "maxBackoff"]);
+const TARGET_KNOWN = new Set(["url", "headers", "signingSecret", "signingSecrets", "maxBackoff"]);
 /**
  * Headers of a delivery the edge sets itself (lower case): the body's type and
  * length, the connection's own headers, the Standard Webhooks signature
@@ -161,9 +168,37 @@ export function resolveChannel(
       }
   }
 
+  const subscribers: string[] = [];
+  if (o.subscribers !== undefined) {
+    if (!Array.isArray(o.subscribers)) issue("subscribers", "invalid-value", "subscribers must be a list of client names");
+    else
+      for (const [i, s] of o.subscribers.entries()) {
+        if (typeof s === "string" && s.trim() !== "") subscribers.push(s.trim());
+        else issue(`subscribers[${i}]`, "invalid-value", "each subscriber is a client name (an API key's name or a JWT sub)");
+      }
+  }
+
+  // A signing secret as written, resolved: env: read, whsec_ checked. Reports the field, never the value.
+  const signingSecretOf = (field: string, raw: unknown): string | undefined => {
+    if (typeof raw !== "string" || raw === "") {
+      issue(field, "invalid-value", `${field} must be a non-empty string`);
+      return undefined;
+    }
+    const value = secretOf(field, raw);
+    if (value !== undefined && !isValidSigningSecret(value)) {
+      issue(field, "invalid-signing-secret", `${field} starts with ${WHSEC_PREFIX} but what follows is not standard base64 (A-Z a-z 0-9 + /, padded with =)`);
+      return undefined;
+    }
+    return value;
+  };
+
   const targets: TargetConfig[] = [];
-  if (!Array.isArray(o.targets) || o.targets.length === 0) issue("targets", "missing-field", "targets must list at least one webhook target");
-  else
+  // A channel read only through its WebSocket inbox needs no webhook target.
+  if (o.targets === undefined && subscribers.length > 0) {
+    // nothing to deliver by webhook
+  } else if (!Array.isArray(o.targets) || (o.targets.length === 0 && subscribers.length === 0)) {
+    issue("targets", "missing-field", "targets must list at least one webhook target (or subscribers at least one client)");
+  } else
     for (const [i, t] of o.targets.entries()) {
       const field = `targets[${i}]`;
       const x = t !== null && typeof t === "object" ? (t as Record<string, unknown>) : {};
@@ -180,11 +215,25 @@ export function resolveChannel(
           if (!issues.some((e) => e.field === `${field}.headers.${h}`)) issue(`${field}.headers.${h}`, "invalid-header", `header ${h} is not a valid header`);
         } else headers.push([h, value]);
       }
-      const signingSecret = x.signingSecret === undefined ? undefined : secretOf(`${field}.signingSecret`, x.signingSecret);
+      const signingSecrets: string[] = [];
+      if (x.signingSecret !== undefined && x.signingSecrets !== undefined) {
+        issue(`${field}.signingSecrets`, "conflicting-fields", `${field} has both signingSecret and signingSecrets; list every secret in signingSecrets`);
+      } else if (x.signingSecrets !== undefined) {
+        if (!Array.isArray(x.signingSecrets) || x.signingSecrets.length === 0) issue(`${field}.signingSecrets`, "invalid-value", `${field}.signingSecrets must be a non-empty list of secrets, newest first`);
+        else
+          for (const [j, raw] of x.signingSecrets.entries()) {
+            const value = signingSecretOf(`${field}.signingSecrets[${j}]`, raw);
+            if (value !== undefined) signingSecrets.push(value);
+          }
+      } else if (x.signingSecret !== undefined && x.signingSecret !== "") {
+        const value = signingSecretOf(`${field}.signingSecret`, x.signingSecret);
+        if (value !== undefined) signingSecrets.push(value);
+      }
       const maxBackoff = x.maxBackoff === undefined ? CHANNEL_DEFAULTS.maxBackoff : Number(x.maxBackoff);
       if (!Number.isFinite(maxBackoff) || maxBackoff < 1) issue(`${field}.maxBackoff`, "invalid-value", "maxBackoff must be at least 1 second");
       if (url && targets.some((other) => other.url === url)) issue(`${field}.url`, "duplicate-target", "two targets have the same url");
-      if (url) targets.push({ url, headers, ...(signingSecret ? { signingSecret } : {}), maxBackoffMs: Math.round(maxBackoff * 1000) });
+      const signing = signingSecrets.length > 0 ? { signingSecret: signingSecrets[0]!, signingSecrets } : {};
+      if (url) targets.push({ url, headers, ...signing, maxBackoffMs: Math.round(maxBackoff * 1000) });
     }
 
   const heartbeatPeriod = seconds("heartbeatPeriod", undefined, 1);
@@ -207,6 +256,7 @@ export function resolveChannel(
     },
     replayWindowMs: Math.round((seconds("replayWindowSeconds", CHANNEL_DEFAULTS.replayWindowSeconds, 0) ?? CHANNEL_DEFAULTS.replayWindowSeconds) * 1000),
     targets,
+    subscribers,
   };
   return issues.length > 0 ? err(issues) : ok(config);
 }

@@ -98,4 +98,4 @@ export interface ProtectionPolicy {
 export const SOURCE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** Path segments the edge routes itself; a source may not take these names. */
-export const RESERVED_NAMES: ReadonlySet<string> = new Set(["aggregate", "webhooks", "admin", "status", "metadata"]);
+export const RESERVED_NAMES: ReadonlySet<string> = new Set(["aggregate", "webhooks", "channels", "admin", "status", "metadata"]);

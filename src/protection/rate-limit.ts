@@ -28,8 +28,11 @@ function limitFor(c: Context<EdgeHonoEnv>, scope: RateLimitScope): { binding: st
       const client = c.get("client").name;
       const binding = limits.clients.get(client) ?? limits.otherClients;
       if (!binding) return undefined;
-      // Source names cannot hold a space, nor be "aggregate": the key is unambiguous.
-      const key = limits.keyBy === "client-and-source" ? `client ${client} ${c.req.param("source") ?? "aggregate"}` : `client ${client}`;
+      // Source names cannot hold a space, nor be "aggregate" or start with "channel:": the key is unambiguous.
+      // A channel's WebSocket inbox counts under its channel, an aggregate under "aggregate".
+      const channel = c.req.param("channel");
+      const scopeName = c.req.param("source") ?? (channel ? `channel:${channel}` : "aggregate");
+      const key = limits.keyBy === "client-and-source" ? `client ${client} ${scopeName}` : `client ${client}`;
       return { binding, key };
     }
     case "admin":

@@ -72,7 +72,7 @@ describe("npm start", () => {
     const [, contentType, secret, file, url] = await printed(/curl -s -X POST -H "Content-Type: ([^"]+)" -H "X-Api-Key: ([^"]+)" --data-binary @(\S+) "([^"]+)"/);
     const res = await fetch(url!, { method: "POST", headers: { "Content-Type": contentType!, "X-Api-Key": secret! }, body: readFileSync(file!) });
     expect(res.status).toBe(200);
-    await printed(/\[receiver\] verified delivery \(X-Fhir-Edge-Signature ok\): #1 http:\/\/127\.0\.0\.1:\d+\/fhir\/R4\/Patient\//);
+    await printed(/\[receiver\] verified delivery \(Standard Webhooks, webhook-id demo-1\): #1 http:\/\/127\.0\.0\.1:\d+\/fhir\/R4\/Patient\//);
     // The sample now holds the next event, so the same line posts event 2.
     expect(readFileSync(file!, "utf8")).toContain('"eventNumber": "2"');
     expect(output).not.toContain("REFUSED");

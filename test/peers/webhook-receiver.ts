@@ -4,12 +4,16 @@
  * answering as the test says (fail the next n, be down for good, or fail a share of attempts
  * drawn from a seeded random, so a run replays). Controlled from Node directly, or over HTTP
  * from tests running inside workerd:
- *   PUT /control/<name>   {"fail": n, "status": 503, "down": false, "failRatio": 0.3, "seed": 7}
- *   GET /deliveries/<name>  -> [{ ok, status, headers, body }]
+ *   PUT /control/<name>   {"fail": n, "status": 503, "down": false, "failRatio": 0.3, "seed": 7, "verify": ["whsec_..."]}
+ *   GET /deliveries/<name>  -> [{ ok, status, headers, body, verified }]
+ * A target given `verify` secrets checks every delivery's Standard Webhooks signature with the
+ * `standardwebhooks` package, as a receiver written from docs/relay.md would, and answers 401
+ * to one that fails (recorded with `verified: false`).
  * Runs under Node 22 type stripping: only erasable TypeScript.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { Webhook } from "standardwebhooks";
 
 export interface Delivery {
   ok: boolean;
@@ -17,6 +21,8 @@ export interface Delivery {
   headers: Record<string, string>;
   body: string;
   at: number;
+  /** With `verify` secrets: whether the Standard Webhooks signature verified with one of them. */
+  verified?: boolean;
 }
 
 interface Behaviour {
@@ -26,6 +32,21 @@ interface Behaviour {
   /** Share of attempts (0..1) answered with `status`, drawn from a PRNG seeded with `seed`. */
   failRatio: number;
   seed: number;
+  /** Standard Webhooks secrets to verify every delivery with (any one verifying is enough), as a receiver holds them. */
+  verify?: string[];
+}
+
+/** Verifies with the standardwebhooks package: a whsec_ secret as the library reads it, any other as its UTF-8 bytes. */
+function verifiesWithAny(secrets: string[], body: string, headers: Record<string, string>): boolean {
+  return secrets.some((secret) => {
+    try {
+      const wh = secret.startsWith("whsec_") ? new Webhook(secret) : new Webhook(new TextEncoder().encode(secret), { format: "raw" });
+      wh.verify(body, headers);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** mulberry32: a small seeded PRNG, so a failure pattern replays from its seed. */
@@ -77,12 +98,13 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
       if (kind === "hooks" && req.method === "POST") {
         const b = behaviour(name);
         const unlucky = b.failRatio > 0 && (randoms.get(name) ?? Math.random)() < b.failRatio;
-        const failing = b.down || b.fail > 0 || unlucky;
-        if (b.fail > 0) control(name, { fail: b.fail - 1 });
-        const status = failing ? b.status : 200;
         const headers: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
-        deliveries.set(name, [...(deliveries.get(name) ?? []), { ok: !failing, status, headers, body, at: Date.now() }]);
+        const verified = b.verify ? verifiesWithAny(b.verify, body, headers) : undefined;
+        const failing = b.down || b.fail > 0 || unlucky || verified === false;
+        if (b.fail > 0) control(name, { fail: b.fail - 1 });
+        const status = verified === false ? 401 : failing ? b.status : 200;
+        deliveries.set(name, [...(deliveries.get(name) ?? []), { ok: !failing, status, headers, body, at: Date.now(), ...(verified === undefined ? {} : { verified }) }]);
         res.writeHead(status).end();
         return;
       }

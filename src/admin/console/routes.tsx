@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { verifyCredential } from "../../auth/inbound/index.ts";
-import { clearedSession, issueSession, readSession, sessionOrInbound } from "../../auth/inbound/session-cookie.ts";
+import { clearedSession, fromEdgeOrigin, issueSession, readSession, sessionOrInbound } from "../../auth/inbound/session-cookie.ts";
 import type { EdgeHonoEnv } from "../../context.ts";
 import { ForbiddenError, InvalidRequestError, UnauthenticatedError } from "../../errors.ts";
 import type { ForwardDeps } from "../../upstream/forward.ts";
@@ -102,11 +102,7 @@ export const consoleGate =
  * @see https://owasp.org/www-community/attacks/csrf
  */
 function checkOrigin(c: Context<EdgeHonoEnv>): void {
-  const origin = c.req.header("Origin");
-  const own = new URL(c.req.url).origin;
-  const publicUrl = c.get("config").publicUrl;
-  const allowed = origin !== undefined && (origin === own || (publicUrl !== undefined && origin === new URL(publicUrl).origin));
-  if (!allowed) throw new ForbiddenError("cross-origin-form", "The console's forms only accept posts from the console's own pages (Origin)");
+  if (!fromEdgeOrigin(c)) throw new ForbiddenError("cross-origin-form", "The console's forms only accept posts from the console's own pages (Origin)");
 }
 
 /** `GET /admin/console/sign-in`: the form. */

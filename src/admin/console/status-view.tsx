@@ -31,6 +31,7 @@ const CHANNEL_FIELDS = new Set([
   "heldOutOfOrder",
   "gaps",
   "targets",
+  "subscribers",
   "issues",
   "error",
 ]);
@@ -258,6 +259,16 @@ function GapsTable({ gaps, at }: { gaps: JsonObject[]; at: number }) {
   );
 }
 
+/** The inbox's open connections in one line: how many, and each client's acked position (and since when it stalls, if it does). */
+function subscribersText(subscribers: JsonObject[], at: number): string {
+  if (subscribers.length === 0) return "none connected";
+  const each = subscribers.map((s) => {
+    const stalled = asString(s.stalledSince) ? `, window full ${ago(s.stalledSince, at).replace(/ ago$/, "")}` : "";
+    return `${asString(s.client) ?? "?"} (acked ${asNumber(s.acked) ?? 0}${stalled})`;
+  });
+  return `${subscribers.length}: ${each.join(", ")}`;
+}
+
 function ChannelCard({ channel, root, at }: { channel: JsonObject; root: string; at: number }) {
   const name = asString(channel.name) ?? "?";
   const health = channelHealth(channel);
@@ -302,6 +313,12 @@ function ChannelCard({ channel, root, at }: { channel: JsonObject; root: string;
         <dd>{asNumber(channel.pendingDeliveries) ?? 0}</dd>
         <dt>held out of order</dt>
         <dd>{asNumber(channel.heldOutOfOrder) ?? 0}</dd>
+        {Array.isArray(channel.subscribers) ? (
+          <>
+            <dt>WebSocket subscribers</dt>
+            <dd>{subscribersText(asArray(channel.subscribers).map(asObject), at)}</dd>
+          </>
+        ) : null}
         <More value={channel} known={CHANNEL_FIELDS} />
       </dl>
       <h4>Targets</h4>

@@ -1,7 +1,8 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { EdgeHonoEnv } from "../../context.ts";
 import { UnauthenticatedError } from "../../errors.ts";
 import { inboundAuth } from "./index.ts";
+import { fromBase64url, toBase64url } from "../../crypto.ts";
 
 /**
  * The console's session cookie. `__Host-` makes the browser insist on
@@ -61,24 +62,6 @@ export function sessionKeySource(env: Readonly<Record<string, unknown>>): string
   return secret.length < MIN_SECRET_LENGTH ? `CONSOLE_SESSION_SECRET (shorter than ${MIN_SECRET_LENGTH} characters: use a longer random one)` : "CONSOLE_SESSION_SECRET";
 }
 
-function base64url(bytes: Uint8Array): string {
-  let text = "";
-  for (const b of bytes) text += String.fromCharCode(b);
-  return btoa(text).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-function fromBase64url(text: string): Uint8Array<ArrayBuffer> | undefined {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined;
-  try {
-    const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-    const bytes = new Uint8Array(binary.length);
-    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-    return bytes;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * A signed session for `client`, as a `Set-Cookie` value: HttpOnly (no
  * script reads it), Secure, SameSite=Strict (no other site's page sends it),
@@ -94,10 +77,10 @@ export async function issueSession(
 ): Promise<{ setCookie: string; expiresAt: number }> {
   const iat = Math.floor(now / 1000);
   const exp = Math.min(iat + SESSION_TTL_SECONDS, notAfter === undefined ? Infinity : Math.floor(notAfter / 1000));
-  const payload = base64url(encoder.encode(JSON.stringify({ sub: client, iat, exp } satisfies SessionPayload)));
+  const payload = toBase64url(encoder.encode(JSON.stringify({ sub: client, iat, exp } satisfies SessionPayload)));
   const signature = new Uint8Array(await crypto.subtle.sign("HMAC", await sessionKey(env), encoder.encode(SIGNING_LABEL + payload)));
   const maxAge = Math.max(0, exp - iat);
-  return { setCookie: `${SESSION_COOKIE}=${payload}.${base64url(signature)}; Max-Age=${maxAge}; Path=/; HttpOnly; Secure; SameSite=Strict`, expiresAt: exp * 1000 };
+  return { setCookie: `${SESSION_COOKIE}=${payload}.${toBase64url(signature)}; Max-Age=${maxAge}; Path=/; HttpOnly; Secure; SameSite=Strict`, expiresAt: exp * 1000 };
 }
 
 /** The `Set-Cookie` value that ends the session in the browser. */
@@ -124,7 +107,7 @@ export async function readSession(env: Readonly<Record<string, unknown>>, cookie
   if (value === undefined || value === "") return { ok: false, reason: "absent" };
   const dot = value.indexOf(".");
   const payloadText = value.slice(0, dot);
-  const signature = fromBase64url(value.slice(dot + 1));
+  const signature = fromBase64url(value.slice(dot + 1)) as Uint8Array<ArrayBuffer> | undefined;
   if (dot === -1 || !signature || value.length > 2048) return { ok: false, reason: "malformed" };
   const valid = await crypto.subtle.verify("HMAC", await sessionKey(env), signature, encoder.encode(SIGNING_LABEL + payloadText));
   if (!valid) return { ok: false, reason: "bad-signature" };
@@ -169,5 +152,21 @@ export const sessionOrInbound =
       );
     }
     c.set("client", { name: session.client });
+    c.set("viaSession", true);
     await next();
   };
+
+/**
+ * Whether a request comes from the edge's own pages: its `Origin` is the
+ * request's origin, or `PUBLIC_URL`'s. A request without `Origin` does not.
+ * With SameSite=Strict this is what keeps another site from acting with the
+ * session cookie (a cross-site form post, or a WebSocket, which SameSite
+ * alone does not cover for a same-site but foreign origin).
+ * @see https://owasp.org/www-community/attacks/csrf
+ * @see https://www.rfc-editor.org/rfc/rfc6455#section-10.2
+ */
+export function fromEdgeOrigin(c: Context<EdgeHonoEnv>): boolean {
+  const origin = c.req.header("Origin");
+  const publicUrl = c.get("config").publicUrl;
+  return origin !== undefined && (origin === new URL(c.req.url).origin || (publicUrl !== undefined && origin === new URL(publicUrl).origin));
+}

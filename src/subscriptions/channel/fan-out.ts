@@ -24,7 +24,7 @@ export async function pumpTarget(store: ChannelStore, channel: ChannelConfig, ta
   for (let i = 0; i < PUMP_BATCH; i++) {
     const next = store.nextPending(target.url);
     if (!next) return "caught-up";
-    const status = await deliverNotification(deps.fetch, channel.name, target, next);
+    const status = await deliverNotification(deps.fetch, channel.name, target, next, deps.now());
     if (status >= 200 && status < 300) {
       store.transaction(() => {
         const now = deps.now();

@@ -2,8 +2,10 @@ import { DurableObject } from "cloudflare:workers";
 import type { ChannelConfig } from "../../config/channel.ts";
 import { edgeConfig } from "../../config/edge-config.ts";
 import type { EdgeBindings } from "../../context.ts";
+import { Inbox } from "../inbox.ts";
 import type { Notification } from "../notification.ts";
 import { pumpTarget, targetsDue } from "./fan-out.ts";
+import { storeFeed } from "./inbox-feed.ts";
 import { applyNotification } from "./intake.ts";
 import { checkLiveness, gapDue, recoverGap, type RecoveryContext } from "./recovery.ts";
 import { channelStatus } from "./report.ts";
@@ -32,13 +34,16 @@ export interface ChannelDeps {
  * target in order, at least once. Wiring only: the sequencer decides, the
  * store keeps (every notification and its outbox rows are stored in one
  * transaction before `accept` returns), the deliverer posts. Deliveries and
- * retries run from alarms, written so that running twice is harmless.
- * @see docs/storage.md, ChannelObject
+ * retries run from alarms, written so that running twice is harmless. It
+ * also serves the channel's WebSocket inbox (Hibernation API), whose state
+ * lives in the sockets' attachments.
+ * @see docs/storage.md, docs/inbox.md
  */
 export class ChannelObject extends DurableObject<Env> {
   readonly #store: ChannelStore;
   readonly #deps: ChannelDeps;
   readonly #pumps = new Map<string, Promise<void>>();
+  readonly #inbox: Inbox;
 
   constructor(ctx: DurableObjectState, env: Env, deps: Partial<ChannelDeps> = {}) {
     super(ctx, env);
@@ -55,6 +60,14 @@ export class ChannelObject extends DurableObject<Env> {
     };
     // Synchronous SQLite: the migrations finish before any request or alarm reaches the object.
     this.#store = new ChannelStore(ctx.storage, this.#deps.now());
+    this.#inbox = new Inbox(
+      ctx,
+      (name) => {
+        const channel = this.#channel(name);
+        return channel && storeFeed(this.#store, channel.sequencing);
+      },
+      { now: this.#deps.now },
+    );
   }
 
   /** Stores one notification durably (with one pending row per target) and answers what became of its events. */
@@ -64,7 +77,21 @@ export class ChannelObject extends DurableObject<Env> {
     const result = this.#store.transaction(() => applyNotification(this.#store, channel, notification, body, this.#deps.now()));
     await this.#schedule(channel);
     if (result.ok && result.stored > 0) this.#kick(channel);
+    this.#inbox.flush();
     return result;
+  }
+
+  /** `GET /channels/<channel>/ws`, forwarded by the route once it has authorised the client. */
+  override async fetch(request: Request): Promise<Response> {
+    return this.#inbox.connect(request);
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    this.#inbox.message(ws, message);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.#inbox.close(ws, code, reason);
   }
 
   /** Records the Subscription id `register` created at the source, for `$events` and `$status`. */
@@ -85,7 +112,7 @@ export class ChannelObject extends DurableObject<Env> {
   async status(channelName: string): Promise<ChannelStatus> {
     const channel = this.#channel(channelName);
     if (channel) this.#store.transaction(() => this.#store.ensureTargets(channel.targets.map((t) => t.url)));
-    return channelStatus(this.#store, channel);
+    return channelStatus(this.#store, channel, this.#inbox.subscribers());
   }
 
   /**
@@ -111,6 +138,8 @@ export class ChannelObject extends DurableObject<Env> {
     const gap = gapDue(this.#store, channel, this.#deps.now());
     if (gap) await recoverGap(recovery, gap);
     await checkLiveness(recovery);
+    // Before the sweep: what recovery released reaches open sockets even when the replay window is 0.
+    this.#inbox.flush();
     sweep(this.#store, channel, this.#deps.now());
     this.#kick(channel);
     await this.idle();

@@ -1,4 +1,5 @@
 import type { ChannelConfig } from "../../config/channel.ts";
+import type { SubscriberStatus } from "../inbox.ts";
 import { currentGap } from "./intake.ts";
 import type { ChannelStore } from "./store.ts";
 import type { ChannelStatus } from "./types.ts";
@@ -11,8 +12,11 @@ function showTarget(url: string): string {
   return u.origin + u.pathname;
 }
 
-/** The channel's part of `/status`: sequence, gaps, replay reach and each configured target; never a body. */
-export function channelStatus(store: ChannelStore, channel: ChannelConfig | undefined): ChannelStatus {
+/**
+ * The channel's part of `/status`: sequence, gaps, replay reach, each
+ * configured target and each open WebSocket inbox connection; never a body.
+ */
+export function channelStatus(store: ChannelStore, channel: ChannelConfig | undefined, subscribers: SubscriberStatus[]): ChannelStatus {
   const state = store.state();
   const counts = store.counts();
   const gap = currentGap(store);
@@ -48,5 +52,6 @@ export function channelStatus(store: ChannelStore, channel: ChannelConfig | unde
       lastStatus: t.lastStatus,
       dropped: t.dropped,
     })),
+    subscribers,
   };
 }

@@ -221,6 +221,32 @@ export class ChannelStore {
     return this.#sql.exec<{ body: string }>(query, since).toArray().map((r) => r.body);
   }
 
+  /**
+   * The WebSocket inbox's reads: stored notifications (accepted in order, never
+   * held ones) after a client position, oldest first, at most `limit`; a
+   * position is the last event number under strict sequencing, else the
+   * delivery sequence number.
+   */
+  inboxAfter(position: number, by: "event" | "delivery", limit: number): StoredNotification[] {
+    const query =
+      by === "event"
+        ? "SELECT seq, first_event, last_event, body FROM notifications WHERE last_event > ? ORDER BY seq LIMIT ?"
+        : "SELECT seq, first_event, last_event, body FROM notifications WHERE seq > ? ORDER BY seq LIMIT ?";
+    return this.#stored(query, position, limit);
+  }
+
+  /** Stored notifications after delivery sequence number `seq`, oldest first, at most `limit` (where an inbox connection got to). */
+  inboxAfterDelivery(seq: number, limit: number): StoredNotification[] {
+    return this.#stored("SELECT seq, first_event, last_event, body FROM notifications WHERE seq > ? ORDER BY seq LIMIT ?", seq, limit);
+  }
+
+  #stored(query: string, ...params: number[]): StoredNotification[] {
+    return this.#sql
+      .exec<Row>(query, ...params)
+      .toArray()
+      .map((r) => ({ seq: r.seq as number, firstEvent: (r.first_event as number | null) ?? null, lastEvent: (r.last_event as number | null) ?? null, body: r.body as string }));
+  }
+
   /** How far back replay reaches: the oldest stored notification. */
   replayReach(): { retained: number; oldestDelivery: number | null; oldestEvent: number | null; oldestAt: number | null } {
     const r = this.#sql.exec<Row>("SELECT COUNT(*) AS n, MIN(seq) AS s, MIN(first_event) AS e, MIN(received_at) AS at FROM notifications").one();

@@ -1,3 +1,5 @@
+import type { SubscriberStatus } from "../inbox.ts";
+
 /** What `accept` answers the intake route; never throws across RPC. */
 export type AcceptResult =
   | { ok: true; stored: number; duplicates: number; held: number }
@@ -39,4 +41,6 @@ export interface ChannelStatus {
   /** How far back `GET /admin/channels/<channel>/events` reaches. */
   replay: { windowSeconds: number; retained: number; oldestEvent: number | null; oldestDelivery: number | null; oldestAt: string | null };
   targets: TargetStatus[];
+  /** Open WebSocket inbox connections and their acked positions. */
+  subscribers: SubscriberStatus[];
 }

@@ -25,7 +25,8 @@ describe("channels: FHIR_CHANNELS", () => {
       gapGraceMs: 5000,
       retention: { maxEvents: 10_000, maxAgeMs: 7 * 24 * 3600 * 1000 },
       replayWindowMs: 24 * 3600 * 1000,
-      targets: [{ url: "https://app.example/hook", headers: [["X-Api-Key", "abc"]], signingSecret: "k", maxBackoffMs: 30_000 }],
+      targets: [{ url: "https://app.example/hook", headers: [["X-Api-Key", "abc"]], signingSecret: "k", signingSecrets: ["k"], maxBackoffMs: 30_000 }],
+      subscribers: [],
     });
   });
 

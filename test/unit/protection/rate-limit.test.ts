@@ -70,14 +70,15 @@ describe("PROXY_RATE_LIMITS maps clients to bindings", () => {
     expect(bulk.keys).toEqual([]);
   });
 
-  it("with PROXY_RATE_LIMIT_KEY=client-and-source, counts each source (and the aggregate) apart", async () => {
+  it("with PROXY_RATE_LIMIT_KEY=client-and-source, counts each source (and the aggregate, and each channel's inbox) apart", async () => {
     const l = limiter(1);
     const vars = env({ PROXY_RATE_LIMITS: "*:L", L: l.binding, PROXY_RATE_LIMIT_KEY: "client-and-source" });
     expect((await get("/ehr/Patient/1", "app-key", vars)).status).toBe(200);
     expect((await get("/lab/Patient/1", "app-key", vars)).status).toBe(200);
     expect((await get("/ehr/Patient/1", "app-key", vars)).status).toBe(429);
     await get("/aggregate/Patient", "app-key", vars);
-    expect(l.keys).toEqual(["client app ehr", "client app lab", "client app ehr", "client app aggregate"]);
+    await get("/channels/alerts/ws", "app-key", vars);
+    expect(l.keys).toEqual(["client app ehr", "client app lab", "client app ehr", "client app aggregate", "client app channel:alerts"]);
   });
 
   it("goes on when the binding itself fails: a broken limiter is not an outage", async () => {

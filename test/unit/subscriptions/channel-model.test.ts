@@ -31,6 +31,8 @@ const NUM_RUNS = Number(bindings.MODEL_RUNS || 500);
 interface Receipt {
   ok: boolean;
   delivery: number;
+  /** The Standard Webhooks `webhook-id` (model-a signs; the others have no secret). */
+  webhookId: string | null;
   /** Read after the history: reading a body is an I/O turn, which commits storage and costs milliseconds. */
   request: Request;
 }
@@ -66,7 +68,7 @@ class World {
     if (!target) throw new Error(`no target ${request.url}`);
     const failing = target.down || target.failNext > 0;
     if (target.failNext > 0) target.failNext--;
-    target.receipts.push({ ok: !failing, delivery: Number(request.headers.get("X-Fhir-Edge-Delivery")), request });
+    target.receipts.push({ ok: !failing, delivery: Number(request.headers.get("X-Fhir-Edge-Delivery")), webhookId: request.headers.get("webhook-id"), request });
     return new Response(null, { status: failing ? 503 : 200 });
   };
 
@@ -283,6 +285,9 @@ async function runHistory(state: DurableObjectState, format: Format, history: It
     expect(all.filter((n) => n < 1 || n > world.generated || world.lost.has(n)), `${name}: foreign events`).toEqual([]);
     // Delivery sequence numbers never reused: strictly increasing over successful deliveries.
     expect(ok.every((r, i) => i === 0 || r.delivery > ok[i - 1]!.delivery), `${name}: delivery numbers increase`).toBe(true);
+    // Standard Webhooks: every attempt of one delivery (retries, after restarts) carries webhook-id <channel>-<delivery>.
+    const ids = target.receipts.map((r) => r.webhookId);
+    expect(ids, `${name}: webhook-id per attempt`).toEqual(target.receipts.map((r) => (name === "model-a" ? `${CHANNEL}-${r.delivery}` : null)));
     const row = status.targets.find((t) => t.target.endsWith(`/${name}`));
     expect(row?.pending, `${name}: pending`).toBe(0);
     expect(row?.dropped, `${name}: dropped`).toBe(0);
