@@ -62,33 +62,34 @@ function startsWithBase(value: string, base: string): boolean {
   return value.length === base.length || next === 47 || next === 63 || next === 35; // / ? #
 }
 
-/** Where a URL field of a Bundle sits: the key of the string, then the keys above it, `[]` for an array. */
-const BUNDLE_URL_FIELDS = [
-  ["url", "[]", "link"],
-  ["fullUrl", "[]", "entry"],
-  ["location", "response", "[]", "entry"],
-] as const;
+// The keys the JSON scan tells apart, as small numbers kept in the scan's frame stack; any other key is NO_KEY.
+const NO_KEY = 0;
+const RESOURCE_TYPE = 1;
+const URL_KEY = 2;
+const FULL_URL = 3;
+const LOCATION = 4;
+const LINK = 5;
+const ENTRY = 6;
+const RESPONSE = 7;
+const KEY_IDS: Readonly<Record<string, number>> = { resourceType: RESOURCE_TYPE, url: URL_KEY, fullUrl: FULL_URL, location: LOCATION, link: LINK, entry: ENTRY, response: RESPONSE };
 
-/** The keys the JSON scan tells apart; any other key is `undefined`. */
-const KEYS = ["resourceType", "url", "fullUrl", "location", "link", "entry", "response"];
-
-/** The key spelled by `text[from, to)` without escapes, if it is one of {@link KEYS}; by length first, since most keys are none. */
-function keyAt(text: string, from: number, to: number): string | undefined {
+/** The key spelled by `text[from, to)` without escapes, if it is one the scan tells apart; by length first, since most keys are none. */
+function keyAt(text: string, from: number, to: number): number {
   switch (to - from) {
     case 3:
-      return text.startsWith("url", from) ? "url" : undefined;
+      return text.startsWith("url", from) ? URL_KEY : NO_KEY;
     case 4:
-      return text.startsWith("link", from) ? "link" : undefined;
+      return text.startsWith("link", from) ? LINK : NO_KEY;
     case 5:
-      return text.startsWith("entry", from) ? "entry" : undefined;
+      return text.startsWith("entry", from) ? ENTRY : NO_KEY;
     case 7:
-      return text.startsWith("fullUrl", from) ? "fullUrl" : undefined;
+      return text.startsWith("fullUrl", from) ? FULL_URL : NO_KEY;
     case 8:
-      return text.startsWith("location", from) ? "location" : text.startsWith("response", from) ? "response" : undefined;
+      return text.startsWith("location", from) ? LOCATION : text.startsWith("response", from) ? RESPONSE : NO_KEY;
     case 12:
-      return text.startsWith("resourceType", from) ? "resourceType" : undefined;
+      return text.startsWith("resourceType", from) ? RESOURCE_TYPE : NO_KEY;
     default:
-      return undefined;
+      return NO_KEY;
   }
 }
 
@@ -101,45 +102,102 @@ function decodeJsonString(text: string, quote: number, end: number): string | un
   }
 }
 
-interface JsonFrame {
-  array: boolean;
-  /** The key whose value is being read (objects). */
-  key: string | undefined;
-  isBundle: boolean;
-  /** String tokens in a Bundle URL field whose Bundle is this object, if it turns out to be one. */
-  pending: Array<[start: number, end: number, value: string]> | undefined;
+/** An escaped key, decoded, as the scan's number for it. */
+function escapedKey(text: string, quote: number, end: number): number {
+  const key = decodeJsonString(text, quote, end);
+  return key !== undefined && Object.hasOwn(KEY_IDS, key) ? KEY_IDS[key]! : NO_KEY;
 }
+
+/**
+ * The object owning a Bundle URL field (key `key`) read in the frame at `top`, as
+ * its frame id, if the frames have that shape (`link[].url`, `entry[].fullUrl`,
+ * `entry[].response.location`); -1 otherwise. The owner counts only if it is a Bundle.
+ */
+function ownerOf(frames: number[], frameIds: number[], key: number, top: number): number {
+  if (key === LOCATION) {
+    // top: {location}, top-1: the entry {response}, top-2: entry[], top-3: the Bundle {entry}.
+    return top >= 3 && frames[top - 1] === RESPONSE << 1 && frames[top - 2]! & 1 && frames[top - 3] === ENTRY << 1 ? frameIds[top - 3]! : -1;
+  }
+  // top: {url} or {fullUrl}, top-1: link[] or entry[], top-2: the Bundle {link} or {entry}.
+  return top >= 2 && frames[top - 1]! & 1 && frames[top - 2] === (key === URL_KEY ? LINK : ENTRY) << 1 ? frameIds[top - 2]! : -1;
+}
+
+/**
+ * A string token the scan reads the same way and never gives up on: one
+ * without a backslash, or one whose escapes are all valid (`JSON.parse` takes
+ * it); a `\u` escape is not here: the scan reads a stretch holding one token by token.
+ * The two alternatives never both match, so a failed match backtracks in linear time.
+ */
+const SKIP_STRING = String.raw`"[^"\\]*"|"[^"\\\x00-\x1f]*(?:\\["\\/bfnrt][^"\\\x00-\x1f]*)+"`;
+/** How deep an object or array may nest for {@link SKIP_VALUE} to skip it at once; a deeper one is scanned. */
+const SKIP_DEPTH = 6;
+function nestedValue(depth: number): string {
+  // Runs of other characters between tokens, unrolled (`R(?:TR)*`) so a failed match backtracks in linear time.
+  const run = String.raw`[^"{}\[\]]*`;
+  const tokens = `${run}(?:(?:${SKIP_STRING}${depth === 0 ? "" : `|${nestedValue(depth - 1)}`})${run})*`;
+  return String.raw`\{${tokens}\}|\[${tokens}\]`;
+}
+/**
+ * A whole object or array, brackets matched, nested at most {@link SKIP_DEPTH}
+ * deep: where it holds no upstream URL, the scan skips it natively (one regex
+ * test for a resource of a searchset, not one step per token), since nothing
+ * in it can change the result but a malformed token, which this never matches.
+ */
+const SKIP_VALUE = new RegExp(`(?:${nestedValue(SKIP_DEPTH)})`, "y");
+/** A value is only tried with {@link SKIP_VALUE} when this many characters before the next possible URL are free of it. */
+const SKIP_MIN = 256;
+/** How far one try of {@link SKIP_VALUE} looks: a longer value (a huge array) is scanned, which is faster there than the regex's backtracking. */
+const SKIP_MAX = 16384;
 
 /**
  * The Bundle URL fields of JSON text that start with `base`, as `[start, end, decoded value]`
  * of their string tokens (quotes included); undefined when the text is not well-formed JSON.
  * A field counts only in an object whose `resourceType` is `Bundle`, wherever that key sits.
+ *
+ * One pass: a whole object or array holding no possible URL (a searchset's
+ * resource) is skipped by one native regex test ({@link SKIP_VALUE}); elsewhere
+ * strings are skipped natively (`indexOf`) and only the structure between them
+ * is tracked, in a stack of numbers. A URL field's token is kept with its
+ * owner's id, and the owners found to be Bundles decide at the end.
  */
 function bundleUrlTokens(text: string, base: string): Array<[number, number, string]> | undefined {
-  const found: Array<[number, number, string]> = [];
-  const stack: JsonFrame[] = [];
+  // Every string token decoding to a value that starts with the base holds the
+  // base's authority as written (JSON escapes a `/` at most) or a `\u` escape;
+  // an authority JSON could escape otherwise is not looked for, and nothing is skipped.
+  const authority = base.split("/")[2] ?? "";
+  /*
+   * One number per open object or array: bit 0 is set for an array, the bits
+   * above hold the key (of an object) whose value is read now; and which
+   * object or array of the text it is, counted from 0, so a URL field's owner
+   * can be named after its frame is gone. Numbers, so no token allocates.
+   */
+  const frames: number[] = [];
+  const frameIds: number[] = [];
+  const candidates: Array<[number, number, string]> = [];
+  const owners: number[] = [];
+  const bundles: number[] = [];
+  const n = text.length;
+  const baseLength = base.length;
+  let depth = 0;
+  let nextId = 0;
   let expectKey = false;
   let nextBackslash = 0;
-  let i = 0;
-  const n = text.length;
-  /** The object owning a Bundle URL field whose string value is read now, if the stack has that shape. */
-  const owner = (): JsonFrame | undefined => {
-    for (const shape of BUNDLE_URL_FIELDS) {
-      let depth = stack.length - 1;
-      let ok = true;
-      for (const part of shape) {
-        const frame = stack[depth];
-        if (!frame || (part === "[]" ? !frame.array : frame.array || frame.key !== part)) {
-          ok = false;
-          break;
-        }
-        depth--;
-      }
-      // The last part is the key in the Bundle itself.
-      if (ok) return stack[depth + 1];
-    }
-    return undefined;
+  // Where the next occurrence of the authority and of `\u` start (past n: none), and how far no value is tried for a skip.
+  let nextAuthority = -1;
+  let nextUnicode = -1;
+  let noSkipUntil = /^[^"\\\x00-\x1f]+$/.test(authority) ? 0 : n;
+  /** Whether the object or array opening at `from` is skipped whole (SKIP_VALUE.lastIndex + from: its end); each stretch free of URLs is tried at most until one fails, so the scan stays linear. */
+  const skips = (from: number): boolean => {
+    if (nextAuthority < from) nextAuthority = text.indexOf(authority, from) >>> 0; // -1 (none) as 2^32 - 1
+    if (nextUnicode < from) nextUnicode = text.indexOf("\\u", from) >>> 0;
+    const free = Math.min(nextAuthority, nextUnicode, n, from + SKIP_MAX);
+    if (free - from < SKIP_MIN) return false;
+    SKIP_VALUE.lastIndex = 0;
+    if (SKIP_VALUE.test(text.slice(from, free))) return true;
+    noSkipUntil = free;
+    return false;
   };
+  let i = 0;
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === 34) {
@@ -147,50 +205,73 @@ function bundleUrlTokens(text: string, base: string): Array<[number, number, str
       let j = text.indexOf('"', i + 1);
       for (;;) {
         if (j === -1) return undefined;
-        let slashes = 0;
+        if (text.charCodeAt(j - 1) !== 92) break;
+        let slashes = 1;
         while (text.charCodeAt(j - 1 - slashes) === 92) slashes++;
         if (slashes % 2 === 0) break;
         j = text.indexOf('"', j + 1);
       }
-      // The next backslash is looked up once and kept until passed, so a scan stays linear.
-      if (nextBackslash !== -1 && nextBackslash <= i) nextBackslash = text.indexOf("\\", i + 1);
-      const escaped = nextBackslash !== -1 && nextBackslash < j;
       // Only a few keys and values matter; the others are skipped without making a string of them.
-      const top = stack.at(-1);
-      if (top === undefined || top.array) {
-        // An array item or a top-level string: never a key, never a URL field.
-      } else if (expectKey) {
-        top.key = escaped ? KEYS.find((k) => k === decodeJsonString(text, i, j)) : keyAt(text, i + 1, j);
-        expectKey = false;
-      } else if (top.key === "resourceType") {
-        if (escaped ? decodeJsonString(text, i, j) === "Bundle" : j - i - 1 === 6 && text.startsWith("Bundle", i + 1)) top.isBundle = true;
-      } else if (top.key === "url" || top.key === "fullUrl" || top.key === "location") {
-        const value = escaped ? decodeJsonString(text, i, j) : text.slice(i + 1, j);
-        if (value === undefined) return undefined;
-        if (startsWithBase(value, base)) {
-          const bundle = owner();
-          if (bundle) (bundle.pending ??= []).push([i, j + 1, value]);
+      if (depth !== 0) {
+        const top = depth - 1;
+        const frame = frames[top]!;
+        if ((frame & 1) === 0) {
+          // The next backslash is looked up once and kept until passed, so a scan stays linear.
+          if (nextBackslash !== -1 && nextBackslash <= i) nextBackslash = text.indexOf("\\", i + 1);
+          const escaped = nextBackslash !== -1 && nextBackslash < j;
+          if (expectKey) {
+            frames[top] = (escaped ? escapedKey(text, i, j) : keyAt(text, i + 1, j)) << 1;
+            expectKey = false;
+          } else {
+            const key = frame >> 1;
+            if (key === RESOURCE_TYPE) {
+              if (escaped ? decodeJsonString(text, i, j) === "Bundle" : j - i - 1 === 6 && text.startsWith("Bundle", i + 1)) bundles.push(frameIds[top]!);
+            } else if (key === URL_KEY || key === FULL_URL || key === LOCATION) {
+              let value: string | undefined;
+              if (escaped) {
+                value = decodeJsonString(text, i, j);
+                if (value === undefined) return undefined;
+                if (!startsWithBase(value, base)) value = undefined;
+              } else if (i + 1 + baseLength <= j && text.startsWith(base, i + 1)) {
+                const next = i + 1 + baseLength === j ? 47 : text.charCodeAt(i + 1 + baseLength);
+                if (next === 47 || next === 63 || next === 35) value = text.slice(i + 1, j); // / ? #
+              }
+              if (value !== undefined) {
+                const owner = ownerOf(frames, frameIds, key, top);
+                if (owner !== -1) {
+                  candidates.push([i, j + 1, value]);
+                  owners.push(owner);
+                }
+              }
+            }
+          }
         }
       }
       i = j + 1;
+    } else if ((c === 123 || c === 91) && i >= noSkipUntil && skips(i)) {
+      i += SKIP_VALUE.lastIndex;
+      expectKey = false; // as after its closing bracket
     } else if (c === 123 || c === 91) {
-      stack.push({ array: c === 91, key: undefined, isBundle: false, pending: undefined });
+      frames[depth] = c === 91 ? 1 : 0;
+      frameIds[depth] = nextId++;
+      depth++;
       expectKey = c === 123;
       i++;
     } else if (c === 125 || c === 93) {
-      const frame = stack.pop();
-      if (!frame || frame.array !== (c === 93)) return undefined;
-      if (frame.isBundle && frame.pending) found.push(...frame.pending);
+      if (depth === 0 || (frames[depth - 1]! & 1) !== (c === 93 ? 1 : 0)) return undefined;
+      depth--;
       expectKey = false;
       i++;
     } else if (c === 44) {
-      const top = stack.at(-1);
-      if (!top) return undefined;
-      expectKey = !top.array;
+      if (depth === 0) return undefined;
+      expectKey = (frames[depth - 1]! & 1) === 0;
       i++;
     } else i++; // `:`, whitespace, numbers, true, false, null
   }
-  return stack.length === 0 ? found.sort((a, b) => a[0] - b[0]) : undefined;
+  if (depth !== 0) return undefined;
+  if (candidates.length === 0 || bundles.length === 0) return [];
+  const isBundle = new Set(bundles);
+  return candidates.filter((_, k) => isBundle.has(owners[k]!));
 }
 
 /** How many characters of a JSON string's raw text spell `base` when some of it is escaped (`https:\/\/h/fhir`, `\u0068ttps`). */
