@@ -15,11 +15,12 @@ import { EdgeError, NotFoundError, renderError } from "./errors.ts";
 import { handlersByType } from "./fhir/resource-type.ts";
 import { edgeMetadataHandler } from "./metadata/handler.ts";
 import { sourceMetadataHandler, smartConfigurationHandler } from "./proxy/discovery.ts";
-import { defaultDeps, type ForwardDeps } from "./proxy/forward.ts";
+import { defaultDeps, type ForwardDeps } from "./upstream/forward.ts";
 import { proxyHandler } from "./proxy/handler.ts";
 import { rateLimit } from "./protection/rate-limit.ts";
 import { createProtection } from "./protection/source-guard.ts";
-import { requestContext } from "./request-context.ts";
+import { requestMiddleware } from "./request-middleware.ts";
+import { ROUTES } from "./routes.ts";
 import { compileTransforms, type TransformHandlers } from "./transform/transforms.ts";
 import { registerHandler, replayHandler } from "./subscriptions/admin-routes.ts";
 import { webhookHandler } from "./subscriptions/webhook-route.ts";
@@ -52,7 +53,7 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   const aggregate: AggregateRouteOptions = { deps, authorize: smartScopes, transformer, custom: handlersByType("aggregates", options.aggregates) };
   const app = new Hono<EdgeHonoEnv>();
 
-  app.use("*", requestContext());
+  app.use("*", requestMiddleware());
   app.onError((error, c) => {
     if (!(error instanceof EdgeError)) {
       // The error's class and where it was thrown; never its message, which may quote a body.
@@ -66,26 +67,26 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   // Operations (admin clients only): JSON, or the console's page to a browser, which may
   // sign in with a session cookie; the edge's own statement and public keys (public).
   const gate = consoleGate(deps.now);
-  app.get("/", gate, rateLimit("admin"), statusHandler(deps));
-  app.get("/status", gate, rateLimit("admin"), statusHandler(deps));
-  app.get("/admin/console/sign-in", signInFormHandler);
-  app.post("/admin/console/sign-in", signInHandler(deps.now));
-  app.post("/admin/console/sign-out", signOutHandler);
-  app.get("/admin/console/live", sessionOrInbound(deps.now), requireAdmin(), rateLimit("admin"), liveFragmentHandler(deps));
-  app.get("/metadata", edgeMetadataHandler(deps.now));
-  app.get("/.well-known/jwks.json", jwksHandler);
-  app.post("/admin/channels/:channel/register", inboundAuth(), requireAdmin(), rateLimit("admin"), registerHandler(deps));
-  app.get("/admin/channels/:channel/events", sessionOrInbound(deps.now), requireAdmin(), rateLimit("admin"), replayHandler);
+  app.get(ROUTES.root, gate, rateLimit("admin"), statusHandler(deps));
+  app.get(ROUTES.status, gate, rateLimit("admin"), statusHandler(deps));
+  app.get(ROUTES.consoleSignIn, signInFormHandler);
+  app.post(ROUTES.consoleSignIn, signInHandler(deps.now));
+  app.post(ROUTES.consoleSignOut, signOutHandler);
+  app.get(ROUTES.consoleLive, sessionOrInbound(deps.now), requireAdmin(), rateLimit("admin"), liveFragmentHandler(deps));
+  app.get(ROUTES.edgeMetadata, edgeMetadataHandler(deps.now));
+  app.get(ROUTES.jwks, jwksHandler);
+  app.post(ROUTES.register, inboundAuth(), requireAdmin(), rateLimit("admin"), registerHandler(deps));
+  app.get(ROUTES.replay, sessionOrInbound(deps.now), requireAdmin(), rateLimit("admin"), replayHandler);
 
   // Subscription notifications in: authenticated by the channel's own secret.
-  app.post("/webhooks/:channel", rateLimit("webhooks"), webhookHandler);
+  app.post(ROUTES.webhook, rateLimit("webhooks"), webhookHandler);
   // A channel's notifications out over a WebSocket: admin clients and the channel's subscribers.
   // A browser may use the console's session cookie (checked against Origin in the handler).
-  app.get("/channels/:channel/ws", sessionOrInbound(deps.now), rateLimit("client"), inboxHandler);
+  app.get(ROUTES.inbox, sessionOrInbound(deps.now), rateLimit("client"), inboxHandler);
 
   // One search across sources (GET), and a batch whose entries name their sources (POST).
-  app.all("/aggregate/:resourceType", inboundAuth(), rateLimit("client"), aggregateSearchHandler(aggregate));
-  app.all("/aggregate", inboundAuth(), rateLimit("client"), aggregateBatchHandler(aggregate));
+  app.all(ROUTES.aggregateSearch, inboundAuth(), rateLimit("client"), aggregateSearchHandler(aggregate));
+  app.all(ROUTES.aggregateBatch, inboundAuth(), rateLimit("client"), aggregateBatchHandler(aggregate));
   app.all("/aggregate/*", () => {
     throw new NotFoundError("route-not-found", "The aggregate routes are GET /aggregate/<ResourceType> and POST /aggregate");
   });

@@ -118,6 +118,24 @@ export class UpstreamUnauthorizedError extends UpstreamUnavailableError {
   }
 }
 
+/**
+ * 499 (nginx's "client closed request"): the caller gave up before the source
+ * answered (a client that disconnected, an aggregate past its timeout), so
+ * the edge stopped retrying. Nobody reads it; it names the case in the log.
+ */
+export class RequestAbandonedError extends EdgeError {
+  constructor(sourceName: string) {
+    super(499, "incomplete", "request-abandoned", `The caller gave up before source ${sourceName} answered; the edge stopped asking it`);
+  }
+}
+
+/** 502: the source's answer ended early or broke before the edge had sent any of it. */
+export class UpstreamAnswerBrokenError extends UpstreamUnavailableError {
+  constructor(sourceName: string, cause?: unknown) {
+    super("upstream-answer-broken", `Source ${sourceName}'s answer ended early or broke; nothing of it was passed on`, cause);
+  }
+}
+
 /** 504: the upstream did not answer within the source's `timeout` (or the aggregate's `AGGREGATE_TIMEOUT`). */
 export class UpstreamTimeoutError extends EdgeError {
   constructor(message: string) {

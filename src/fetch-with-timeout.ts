@@ -12,18 +12,20 @@ export class FetchTimeoutError extends Error {
  * `AbortSignal.timeout`, its timer is cleared as soon as the answer comes, so
  * no timer outlives the call (a pending timer keeps a Durable Object busy).
  * The one timeout of every outbound request: upstream attempts, token
- * endpoints, JWKS, deliveries.
+ * endpoints, JWKS, deliveries. A caller's own `signal` aborts the request too
+ * (and its body, once the answer has come); that abort is rethrown as it is.
  */
 export async function fetchWithTimeout(
   url: string,
-  init: Omit<RequestInit, "signal">,
+  init: RequestInit,
   ms: number,
   fetcher: (r: Request) => Promise<Response> = (r) => fetch(r),
 ): Promise<Response> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), ms);
+  const signal = init.signal ? AbortSignal.any([controller.signal, init.signal]) : controller.signal;
   try {
-    return await fetcher(new Request(url, { ...init, signal: controller.signal }));
+    return await fetcher(new Request(url, { ...init, signal }));
   } catch (error) {
     if (controller.signal.aborted) throw new FetchTimeoutError(ms);
     throw error;

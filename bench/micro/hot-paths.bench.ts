@@ -8,8 +8,8 @@
 import { test } from "vitest";
 import * as connectionString from "../../src/config/connection-string.ts";
 import * as source from "../../src/config/source.ts";
-import * as retry from "../../src/proxy/retry.ts";
-import * as rewriteUrls from "../../src/proxy/rewrite-urls.ts";
+import * as retry from "../../src/upstream/retry.ts";
+import * as rewriteUrls from "../../src/upstream/rewrite-urls.ts";
 import * as sequence from "../../src/subscriptions/channel/sequencer.ts";
 import { searchsetJson } from "../fixtures.ts";
 import { BACKOFF_BATCH, CONNECTION_BATCH, GAP_BATCH, MICRO_UPSTREAM } from "./batches.ts";

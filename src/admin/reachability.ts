@@ -1,7 +1,8 @@
 import type { SourceConfig } from "../config/types.ts";
 import { EdgeError } from "../errors.ts";
-import { forward, type ForwardDeps } from "../proxy/forward.ts";
-import { upstreamRequestHeaders } from "../proxy/headers.ts";
+import type { EdgeBindings } from "../context.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
+import { sourceClient } from "../upstream/source-client.ts";
 
 /** The last reachability check of a source, as `/status` shows it. */
 export interface Reachability {
@@ -32,23 +33,19 @@ const checks = new Map<string, { at: number; result: Reachability }>();
  * headers but no credentials (metadata is public in FHIR, and a probe must
  * not fetch tokens).
  */
-async function probe(source: SourceConfig, deps: ForwardDeps, requestId: string): Promise<Reachability> {
+async function probe(source: SourceConfig, env: EdgeBindings, deps: ForwardDeps, requestId: string): Promise<Reachability> {
   const started = deps.now();
   const checkedAt = new Date(started).toISOString();
   try {
-    const { response } = await forward(
-      {
-        sourceName: source.name,
-        method: "GET",
-        url: `${source.baseUrl}/metadata`,
-        headers: async () => upstreamRequestHeaders(new Headers({ Accept: "application/fhir+json" }), source.headers, undefined, requestId),
-        body: null,
-        retryable: false,
-        retry: source.retry,
-        timeoutMs: Math.min(source.timeoutMs, PROBE_TIMEOUT_MS),
-      },
-      deps,
-    );
+    const { response } = await sourceClient(source, env, deps).send({
+      method: "GET",
+      path: "/metadata",
+      requestId,
+      headers: new Headers({ Accept: "application/fhir+json" }),
+      anonymous: true,
+      retryable: false,
+      timeoutMs: Math.min(source.timeoutMs, PROBE_TIMEOUT_MS),
+    });
     await response.body?.cancel();
     return { reachable: response.status < 500, status: response.status, ms: deps.now() - started, checkedAt };
   } catch (error) {
@@ -63,11 +60,11 @@ async function probe(source: SourceConfig, deps: ForwardDeps, requestId: string)
  * I/O belongs to the request that started it, and another request awaiting
  * it would hang once that request is done.
  */
-export async function reachability(source: SourceConfig, deps: ForwardDeps, requestId: string): Promise<Reachability> {
+export async function reachability(source: SourceConfig, env: EdgeBindings, deps: ForwardDeps, requestId: string): Promise<Reachability> {
   const key = `${source.name} ${source.baseUrl}`;
   const cached = checks.get(key);
   if (cached && deps.now() - cached.at < REACHABILITY_TTL_MS) return cached.result;
-  const result = await probe(source, deps, requestId);
+  const result = await probe(source, env, deps, requestId);
   if (checks.size > 256) checks.clear();
   checks.set(key, { at: deps.now(), result });
   return result;

@@ -1,8 +1,8 @@
 import type { Context } from "hono";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeHonoEnv } from "../context.ts";
-import { mapLimit, MAX_OPEN_CONNECTIONS } from "../aggregate/limit.ts";
-import type { ForwardDeps } from "../proxy/forward.ts";
+import { mapLimit, MAX_OPEN_CONNECTIONS } from "../upstream/limit.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
 import { SourceGuard } from "../protection/source-guard.ts";
 import { reachability } from "./reachability.ts";
 import { channelsStatus } from "../subscriptions/status.ts";
@@ -37,7 +37,7 @@ export async function buildStatus(c: Context<EdgeHonoEnv>, deps: ForwardDeps): P
   const config = c.get("config");
   const tokenCacheKey = typeof c.env.TOKEN_CACHE_KEY === "string" && c.env.TOKEN_CACHE_KEY !== "";
   const configured = [...config.sources.values()];
-  const reached = await mapLimit(configured, MAX_OPEN_CONNECTIONS, (s) => reachability(s, deps, c.get("requestId")));
+  const reached = await mapLimit(configured, MAX_OPEN_CONNECTIONS, (s) => reachability(s, c.env, deps, c.get("requestId")));
   const ok = await Promise.all(
     configured.map(async (s, i) => ({
       name: s.name,

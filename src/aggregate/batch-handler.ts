@@ -2,12 +2,12 @@ import type { Context } from "hono";
 import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, MethodNotAllowedError, outcomeOf, statusOf, UpstreamErrorStatusError, UpstreamUnavailableError } from "../errors.ts";
 import type { Bundle, BundleEntry, Resource } from "../fhir/types.ts";
-import type { ForwardDeps } from "../proxy/forward.ts";
-import { rewriterFor } from "../proxy/handler.ts";
-import { edgeRoot } from "../proxy/locate.ts";
-import { routeShape } from "../proxy/route-shape.ts";
-import { requireSource } from "../proxy/sources.ts";
-import { upstreamTarget } from "../proxy/target.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
+import { rewriterFor } from "../upstream/rewrite-urls.ts";
+import { edgeRoot } from "../routes.ts";
+import { routeShape } from "../fhir/route-shape.ts";
+import { requireSource } from "../config/lookup.ts";
+import { resolveSourcePath } from "../upstream/source-path.ts";
 import { readBatch, readBatchEntry } from "./batch.ts";
 import { aggregateTimeout, fanOut, getFromSource, type FanOutContext } from "./fan-out.ts";
 import { edgeFullUrl } from "./bundle.ts";
@@ -29,12 +29,12 @@ async function runEntry(c: Context<EdgeHonoEnv>, options: AggregateRouteOptions,
     }
     const { source: name, rest, search } = read.value;
     const source = requireSource(c.get("config"), name);
-    const target = upstreamTarget(source, rest, search);
-    if (!target.ok) throw new InvalidRequestError("unsafe-path", `The path is not allowed (${target.error}): it must stay under the source's FHIR base`);
-    const route = routeShape("GET", target.value.segments);
-    await options.authorize(c, { method: "GET", route, segments: target.value.segments, search, readBody: async () => new ArrayBuffer(0) });
+    const resolved = resolveSourcePath(source, rest, search);
+    if (!resolved.ok) throw new InvalidRequestError("unsafe-path", `The path is not allowed (${resolved.error}): it must stay under the source's FHIR base`);
+    const route = routeShape("GET", resolved.value.segments);
+    await options.authorize(c, { method: "GET", route, segments: resolved.value.segments, search, readBody: async () => new ArrayBuffer(0) });
 
-    const answer = await getFromSource(source, target.value.url, ctx, deps);
+    const answer = await getFromSource(source, rest + search, ctx, deps);
     if (answer.attempts > 1) c.set("logIncident", true);
     const rewriter = rewriterFor(source, `${root}/${source.name}`);
     if (answer.status < 200 || answer.status > 299) {
@@ -89,17 +89,17 @@ export const aggregateBatchHandler =
     }
     const batch = readBatch(body);
     if (!batch.ok) throw new InvalidRequestError(batch.error.code, batch.error.message);
-    const root = edgeRoot(c, config.publicUrl, 1);
+    const root = edgeRoot(c, config.publicUrl, "aggregateBatch");
     const ctx: FanOutContext = { env: c.env, requestId, clientHeaders: c.req.raw.headers };
     const entries = await fanOut(
       batch.value,
       config.aggregate.timeoutMs,
-      options.deps,
-      (entry, bound) => runEntry(c, options, entry, root, ctx, bound),
+      (entry, signal) => runEntry(c, options, entry, root, { ...ctx, signal }, options.deps),
       (entry) => {
         const read = readBatchEntry(entry, root);
         return failedEntry(aggregateTimeout(read.ok ? read.value.source : "?", config.aggregate.timeoutMs), requestId);
       },
+      c.req.raw.signal,
     );
     if (entries.some((e) => !e.response?.status.startsWith("2"))) c.set("logIncident", true);
     const response: Bundle = { resourceType: "Bundle", id: crypto.randomUUID(), type: "batch-response", entry: entries };

@@ -1,5 +1,5 @@
 import type { NextLinkRefusedError } from "../errors.ts";
-import { mergeRound, type MergedEntry, type SourcePage, type SourcePosition, type SourceRound } from "./merge.ts";
+import { mergeRound, sumOfTotals, type MergedEntry, type SourcePage, type SourcePosition, type SourceRound } from "./merge.ts";
 import type { SortKey } from "./sort.ts";
 
 /** One source's answer for the page at its position. */
@@ -88,7 +88,6 @@ export async function collectPage(initial: readonly SourcePosition[], fetchPages
     const order = new Map(initial.map((p, i) => [p.source, i]));
     matches.sort((a, b) => order.get(a.source)! - order.get(b.source)!);
   }
-  const totals = positions.map((p) => p.total);
-  const total = totals.every((t): t is number => t !== undefined) ? totals.reduce((a, b) => a + b, 0) : undefined;
+  const total = sumOfTotals(positions);
   return { entries: [...matches, ...others], positions, ...(total === undefined ? {} : { total }), failures, warnings, asked, answered, attempts, retried };
 }

@@ -1,10 +1,9 @@
-import { credentialsFor } from "../auth/upstream/index.ts";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeBindings } from "../context.ts";
 import { UpstreamTimeoutError, UpstreamUnauthorizedError } from "../errors.ts";
-import { forwardAuthenticated, type ForwardDeps } from "../proxy/forward.ts";
-import { upstreamRequestHeaders } from "../proxy/headers.ts";
-import { mapLimit, MAX_OPEN_CONNECTIONS } from "./limit.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
+import { sourceClient } from "../upstream/source-client.ts";
+import { mapLimit, MAX_OPEN_CONNECTIONS } from "../upstream/limit.ts";
 
 /** What every upstream call of one aggregate shares. */
 export interface FanOutContext {
@@ -12,6 +11,8 @@ export interface FanOutContext {
   requestId: string;
   /** The client's request headers: only {@link FORWARDED_HEADERS} of them go upstream. */
   clientHeaders: Headers;
+  /** Fires when the aggregate's time is up or its client went away. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -29,69 +30,60 @@ export interface SourceAnswer {
 }
 
 /**
- * One GET to one source, with its credentials, retry policy, per-attempt
- * timeout and 401 handling, its body read (so its connection is free again).
+ * One GET to one source through its {@link sourceClient} (credentials, retry
+ * policy, per-attempt timeout, the 401 refresh), its body read (so its
+ * connection is free again). `ctx.signal` ends retries and token lookups
+ * when the aggregate's time is up.
+ * @param path the raw path and query after the source's base
  * @throws an EdgeError when the source cannot be reached, times out, or refuses the edge's credentials
  */
-export async function getFromSource(source: SourceConfig, url: string, ctx: FanOutContext, deps: ForwardDeps): Promise<SourceAnswer> {
-  const credentials = credentialsFor(source, ctx.env, deps.now);
-  const client = new Headers({ Accept: "application/fhir+json" });
+export async function getFromSource(source: SourceConfig, path: string, ctx: FanOutContext, deps: ForwardDeps): Promise<SourceAnswer> {
+  const headers = new Headers({ Accept: "application/fhir+json" });
   for (const name of FORWARDED_HEADERS) {
     const value = ctx.clientHeaders.get(name);
-    if (value !== null) client.set(name, value);
+    if (value !== null) headers.set(name, value);
   }
-  const { response, attempts } = await forwardAuthenticated(
-    {
-      sourceName: source.name,
-      method: "GET",
-      url,
-      headers: async () => upstreamRequestHeaders(client, source.headers, await credentials.authorization(), ctx.requestId),
-      body: null,
-      retryable: true,
-      retry: source.retry,
-      timeoutMs: source.timeoutMs,
-      protection: source.protection,
-    },
-    credentials,
-    deps,
-  );
+  const client = sourceClient(source, ctx.env, deps);
+  const { response, attempts } = await client.send({
+    method: "GET",
+    path,
+    requestId: ctx.requestId,
+    headers,
+    retryable: true,
+    // The source's circuit breaker, Retry-After hold and retry budget (docs/protection.md).
+    guarded: true,
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
   if (response.status === 401) {
     await response.body?.cancel();
     throw new UpstreamUnauthorizedError(source.name);
   }
-  return { status: response.status, headers: response.headers, text: await response.text(), attempts };
+  return { status: response.status, headers: response.headers, text: await client.text(response, ctx.requestId), attempts };
 }
 
 /**
  * Runs one call per item, at most {@link MAX_OPEN_CONNECTIONS} at once, all
- * within `timeoutMs`. When the time is up, calls still running are answered
- * by `onTimeout` and their fetches aborted (retry waits end at once), and
- * calls not yet started are not started. Results come in the order of `items`.
- * @param run gets `deps` bound to the deadline; it should not reject
+ * within `timeoutMs`. When the time is up (or `parent`, the client's own
+ * signal, fires), calls still running are answered by `onTimeout` and the
+ * signal they were given fires, which aborts their fetches and stops their
+ * retries, backoff waits and token lookups; calls not yet started are not
+ * started. Results come in the order of `items`.
+ * @param run gets the signal bound to the deadline; it should not reject
  */
 export async function fanOut<T, R>(
   items: readonly T[],
   timeoutMs: number,
-  deps: ForwardDeps,
-  run: (item: T, deps: ForwardDeps) => Promise<R>,
+  run: (item: T, signal: AbortSignal) => Promise<R>,
   onTimeout: (item: T) => R,
+  parent?: AbortSignal,
 ): Promise<R[]> {
   const controller = new AbortController();
-  const signal = controller.signal;
+  const signal = parent ? AbortSignal.any([controller.signal, parent]) : controller.signal;
   const expired = new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
   const timer = setTimeout(() => controller.abort(), timeoutMs);
-  const bound: ForwardDeps = {
-    ...deps,
-    fetch: (request) => {
-      // An abort, so the source's circuit does not count the edge's own deadline as its failure.
-      if (signal.aborted) return Promise.reject(new DOMException("aggregate timeout", "AbortError"));
-      return deps.fetch(new Request(request, { signal: AbortSignal.any([request.signal, signal]) }));
-    },
-    sleep: (ms) => Promise.race([deps.sleep(ms), expired]),
-  };
   try {
     return await mapLimit(items, MAX_OPEN_CONNECTIONS, (item) =>
-      signal.aborted ? Promise.resolve(onTimeout(item)) : Promise.race([run(item, bound), expired.then(() => onTimeout(item))]),
+      signal.aborted ? Promise.resolve(onTimeout(item)) : Promise.race([run(item, signal), expired.then(() => onTimeout(item))]),
     );
   } finally {
     clearTimeout(timer);

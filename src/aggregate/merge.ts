@@ -53,8 +53,6 @@ export interface MergeResult {
   positions: SourcePosition[];
   /** The keys of `_sort` actually merged by (a leading part of them, possibly none). */
   sortedBy: SortKey[];
-  /** Sum of the sources' totals when every source has given one. */
-  total?: number;
 }
 
 /**
@@ -132,7 +130,15 @@ export function mergeRound(rounds: readonly SourceRound[], options: MergeOptions
     const base = consumed >= page.matches.length ? { source: position.source, at: page.next, skip: 0 } : { source: position.source, at: position.at, skip: consumed };
     return total === undefined ? base : { ...base, total };
   });
+  return { entries, positions, sortedBy };
+}
+
+/**
+ * The aggregate's `Bundle.total`: the sum of the sources' totals when every
+ * source has given one, else none (a partial sum would be a wrong count).
+ * @see https://hl7.org/fhir/R4/bundle-definitions.html#Bundle.total
+ */
+export function sumOfTotals(positions: readonly SourcePosition[]): number | undefined {
   const totals = positions.map((p) => p.total);
-  const total = totals.every((t): t is number => t !== undefined) ? totals.reduce((a, b) => a + b, 0) : undefined;
-  return { entries, positions, sortedBy, ...(total === undefined ? {} : { total }) };
+  return totals.every((t): t is number => t !== undefined) ? totals.reduce((a, b) => a + b, 0) : undefined;
 }

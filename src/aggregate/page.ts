@@ -13,7 +13,7 @@ export function positionFromUrl(url: string, base: string): string | undefined {
   return rest === "" || rest.startsWith("/") || rest.startsWith("?") ? rest : undefined;
 }
 
-/** Splits a position into the path (`""` or `/...`) and the query (`""` or `?...`) that `upstreamTarget` takes. */
+/** Splits a position into the path (`""` or `/...`) and the query (`""` or `?...`) that `resolveSourcePath` takes. */
 export function splitPosition(at: string): { rest: string; search: string } {
   const q = at.indexOf("?");
   return q === -1 ? { rest: at, search: "" } : { rest: at.slice(0, q), search: at.slice(q) };

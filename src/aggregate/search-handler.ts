@@ -14,9 +14,9 @@ import {
 } from "../errors.ts";
 import { RESOURCE_TYPE } from "../fhir/resource-type.ts";
 import type { Bundle, Resource } from "../fhir/types.ts";
-import type { ForwardDeps } from "../proxy/forward.ts";
-import { edgeRoot, splitRawUrl } from "../proxy/locate.ts";
-import { routeShape } from "../proxy/route-shape.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
+import { edgeRoot, splitRawUrl } from "../routes.ts";
+import { routeShape } from "../fhir/route-shape.ts";
 import type { Transformer } from "../transform/transforms.ts";
 import { buildSearchset } from "./bundle.ts";
 import { cursorKey, MAX_CURSOR_LENGTH, readCursor, signCursor, type CursorState } from "./cursor.ts";
@@ -27,7 +27,8 @@ import type { SourcePosition } from "./merge.ts";
 import { readAggregateQuery, type AggregateSearch } from "./query.ts";
 import { fetchSourceBundle, fetchSourcePage, positionUrl } from "./source-page.ts";
 import { parseSort } from "./sort.ts";
-import { selectSources, sourcesFor } from "./sources.ts";
+import { selectSources } from "./sources.ts";
+import { declaredSources } from "../config/lookup.ts";
 import { fhirJson } from "../fhir/response.ts";
 
 export interface AggregateRouteOptions {
@@ -58,7 +59,7 @@ async function stateFromCursor(token: string, c: Context<EdgeHonoEnv>, resourceT
   const read = await readCursor(token, await cursorKey(config.aggregate.cursorSecret), now);
   if (!read.ok) reject(read.error);
   const state = read.value;
-  const allowed = sourcesFor(config, c.get("client"));
+  const allowed = declaredSources(config);
   if (state.client !== c.get("client").name || state.resourceType !== resourceType || state.positions.some((p) => !allowed.includes(p.source))) {
     reject("foreign");
   }
@@ -107,7 +108,7 @@ export const aggregateSearchHandler =
       throw new InvalidRequestError(query.error.reason, query.error.message);
     }
     await authorizeSearch(c, options.authorize, resourceType);
-    const root = edgeRoot(c, config.publicUrl, 2);
+    const root = edgeRoot(c, config.publicUrl, "aggregateSearch");
     const ctx: FanOutContext = { env: c.env, requestId, clientHeaders: c.req.raw.headers };
 
     let state: CursorState;
@@ -115,7 +116,7 @@ export const aggregateSearchHandler =
       state = await stateFromCursor(query.value.cursor, c, resourceType, deps.now());
     } else {
       const search = query.value.search;
-      const selected = selectSources(sourcesFor(config, c.get("client")), search.sources);
+      const selected = selectSources(declaredSources(config), search.sources);
       if (!selected.ok) throw new InvalidRequestError("unknown-source", `sources names ${JSON.stringify(selected.error.slice(0, 64))}, which is not a source of this edge`);
       if (selected.value.length === 0) throw new InvalidRequestError("no-sources", "This edge has no sources to aggregate");
       const custom = options.custom.get(resourceType);
@@ -131,7 +132,7 @@ export const aggregateSearchHandler =
     const fetchPages: FetchPages = async (positions) => {
       const remaining = deadline - Date.now();
       if (remaining <= 0) return positions.map(timedOut);
-      return fanOut(positions, remaining, deps, (p, bound) => fetchSourcePage(config, p, root, ctx, bound), timedOut);
+      return fanOut(positions, remaining, (p, signal) => fetchSourcePage(config, p, root, { ...ctx, signal }, deps), timedOut, c.req.raw.signal);
     };
     const collected = await collectPage(state.positions, fetchPages, state.count, parseSort(state.sort));
     c.set("logAttempts", collected.attempts);
@@ -190,21 +191,20 @@ async function runCustom(
 ): Promise<Response> {
   const config = c.get("config");
   c.set("logSource", sources.join(","));
-  // With the fan-out's deadline-bound deps, a search still running at AGGREGATE_TIMEOUT is cancelled.
+  // With the fan-out's deadline-bound signal, a search still running at AGGREGATE_TIMEOUT is cancelled.
   const searchOneWith =
-    (deps: ForwardDeps) =>
+    (signal: AbortSignal | undefined) =>
     async (source: string, type: string, query: string): Promise<Bundle> => {
       if (!RESOURCE_TYPE.test(type)) throw new InvalidRequestError("invalid-resource-type", `${JSON.stringify(type.slice(0, 64))} is not a resource type`);
       if (type !== resourceType) await authorizeSearch(c, options.authorize, type);
-      const url = positionUrl(config, source, `/${type}${query}`);
-      const bundle = await fetchSourceBundle(config, source, url, root, ctx, deps);
+      const bundle = await fetchSourceBundle(config, source, `/${type}${query}`, root, signal ? { ...ctx, signal } : ctx, options.deps);
       return options.transformer ? ((await options.transformer.apply(bundle, { source, requestId: ctx.requestId, env: c.env })) as Bundle) : bundle;
     };
   const context = aggregateContext(
     { resourceType, sources, params: new URLSearchParams(search.search), client: c.get("client"), requestId: ctx.requestId, env: c.env },
     {
-      searchOne: searchOneWith(options.deps),
-      fanOut: (items, run, timeout) => fanOut(items, config.aggregate.timeoutMs, options.deps, (item, bound) => run(item, { searchOne: searchOneWith(bound) }), timeout),
+      searchOne: searchOneWith(c.req.raw.signal),
+      fanOut: (items, run, timeout) => fanOut(items, config.aggregate.timeoutMs, (item, signal) => run(item, { searchOne: searchOneWith(signal) }), timeout, c.req.raw.signal),
       timeoutError: (source) => aggregateTimeout(source, config.aggregate.timeoutMs),
     },
   );

@@ -1,10 +1,10 @@
 import type { EdgeConfig } from "../config/edge-config.ts";
 import { InvalidRequestError, NextLinkRefusedError, UpstreamErrorStatusError, UpstreamUnavailableError } from "../errors.ts";
 import type { Bundle } from "../fhir/types.ts";
-import type { ForwardDeps } from "../proxy/forward.ts";
-import { rewriterFor } from "../proxy/handler.ts";
-import { requireSource } from "../proxy/sources.ts";
-import { upstreamTarget } from "../proxy/target.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
+import { rewriterFor } from "../upstream/rewrite-urls.ts";
+import { requireSource } from "../config/lookup.ts";
+import { resolveSourcePath } from "../upstream/source-path.ts";
 import { getFromSource, type FanOutContext } from "./fan-out.ts";
 import type { PageResult } from "./collect.ts";
 import type { SourcePosition } from "./merge.ts";
@@ -20,8 +20,8 @@ export function positionUrl(config: EdgeConfig, sourceName: string, at: string):
   const source = config.sources.get(sourceName);
   if (!source) return undefined;
   const { rest, search } = splitPosition(at);
-  const target = upstreamTarget(source, rest, search);
-  return target.ok ? target.value.url : undefined;
+  const resolved = resolveSourcePath(source, rest, search);
+  return resolved.ok ? resolved.value.url : undefined;
 }
 
 /**
@@ -36,8 +36,8 @@ export async function fetchSourcePage(config: EdgeConfig, position: SourcePositi
   try {
     const source = requireSource(config, position.source);
     const url = position.at === null ? undefined : positionUrl(config, source.name, position.at);
-    if (url === undefined) throw new UpstreamUnavailableError("unsafe-position", `Source ${source.name}: the page position leaves the source's base`);
-    const answer = await getFromSource(source, url, ctx, deps);
+    if (url === undefined || position.at === null) throw new UpstreamUnavailableError("unsafe-position", `Source ${source.name}: the page position leaves the source's base`);
+    const answer = await getFromSource(source, position.at, ctx, deps);
     attempts = answer.attempts;
     if (answer.status < 200 || answer.status > 299) return { ok: false, error: new UpstreamErrorStatusError(source.name, answer.status, upstreamIssues(answer.text)), attempts };
     const edgeSourceBase = `${edgeRoot}/${source.name}`;
@@ -50,14 +50,14 @@ export async function fetchSourcePage(config: EdgeConfig, position: SourcePositi
 }
 
 /**
- * Fetches `url` from one source as a Bundle whose URLs point at the edge (for
- * custom aggregate handlers).
+ * Fetches `path` (path and query after the source's base) from one source as
+ * a Bundle whose URLs point at the edge (for custom aggregate handlers).
  * @throws an EdgeError naming the source when it fails or answers anything but a Bundle
  */
-export async function fetchSourceBundle(config: EdgeConfig, sourceName: string, url: string | undefined, edgeRoot: string, ctx: FanOutContext, deps: ForwardDeps): Promise<Bundle> {
+export async function fetchSourceBundle(config: EdgeConfig, sourceName: string, path: string, edgeRoot: string, ctx: FanOutContext, deps: ForwardDeps): Promise<Bundle> {
   const source = requireSource(config, sourceName);
-  if (url === undefined) throw new InvalidRequestError("unsafe-path", `The search at source ${sourceName} would leave the source's base`);
-  const answer = await getFromSource(source, url, ctx, deps);
+  if (positionUrl(config, sourceName, path) === undefined) throw new InvalidRequestError("unsafe-path", `The search at source ${sourceName} would leave the source's base`);
+  const answer = await getFromSource(source, path, ctx, deps);
   if (answer.status < 200 || answer.status > 299) throw new UpstreamErrorStatusError(source.name, answer.status, upstreamIssues(answer.text));
   let bundle: Bundle;
   try {

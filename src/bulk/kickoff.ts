@@ -1,6 +1,6 @@
 import type { SourceConfig } from "../config/types.ts";
 import { bulkUrlKey, bulkUrlSecret, signBulkUrl } from "./edge-url.ts";
-import { mayFetch } from "./hosts.ts";
+import { mayFetch } from "../upstream/source-hosts.ts";
 
 export { isExportKickoff } from "./export-request.ts";
 

@@ -1,11 +1,11 @@
 import type { Context } from "hono";
 import type { EdgeHonoEnv } from "../context.ts";
-import { EdgeError, MethodNotAllowedError, NotFoundError, UpstreamUnavailableError } from "../errors.ts";
-import type { ForwardDeps } from "../proxy/forward.ts";
+import { MethodNotAllowedError, NotFoundError, UpstreamUnavailableError } from "../errors.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
 import { locateRequest } from "../proxy/locate.ts";
-import { requireSource } from "../proxy/sources.ts";
+import { requireSource } from "../config/lookup.ts";
 import { bulkUrlKey, bulkUrlSecret, readBulkUrl, signBulkUrl, type BulkUrlClaims } from "./edge-url.ts";
-import { hostOf, mayFetch } from "./hosts.ts";
+import { hostOf, mayFetch } from "../upstream/source-hosts.ts";
 import { bulkEdgeUrl } from "./kickoff.ts";
 import { rewriteManifest } from "./manifest.ts";
 import { answerHeaders, callSource, rewriteBaseUrl } from "./source-call.ts";
@@ -46,10 +46,6 @@ export const bulkHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEnv>
   c.set("logRoute", `$bulk/{${claims.kind}}`);
   const method = c.req.method;
   if (!METHODS[claims.kind].includes(method)) throw new MethodNotAllowedError(method, METHODS[claims.kind]);
-  // Signed URLs were checked when signed; the source's hosts may have changed since.
-  if (!mayFetch(source, claims.url, config.allowInsecureHttp)) {
-    throw new EdgeError(403, "forbidden", "bulk-host-not-allowed", `Source ${source.name} does not list ${hostOf(claims.url)} in bulk_file_hosts`);
-  }
 
   const requestId = c.get("requestId");
   const { edgeBase } = locateRequest(c, config.publicUrl, source.name);
@@ -64,6 +60,9 @@ export const bulkHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEnv>
     requestId,
     credentials: claims.credentials,
     retryable: isFile,
+    // Signed URLs were checked when signed; the client checks again, as the source's hosts may have changed since.
+    allowInsecureHttp: config.allowInsecureHttp,
+    signal: c.req.raw.signal,
   });
   c.set("logAttempts", attempts);
   if (attempts > 1) c.set("logIncident", true);

@@ -1,15 +1,14 @@
 /**
- * Every upstream call of the Bulk Data routes goes through {@link callSource}:
- * the one place that picks credentials, builds headers and forwards, so it
- * moves with the shared upstream client in one step.
+ * Every upstream call of the Bulk Data routes goes through {@link callSource},
+ * which hands it to the source's upstream client (src/upstream/).
  */
-import { credentialsFor, type UpstreamCredentials } from "../auth/upstream/index.ts";
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeBindings } from "../context.ts";
 import { UpstreamUnauthorizedError } from "../errors.ts";
-import { forwardAuthenticated, type ForwardDeps } from "../proxy/forward.ts";
-import { clientResponseHeaders, upstreamRequestHeaders } from "../proxy/headers.ts";
-import { rewriterFor } from "../proxy/handler.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
+import { clientResponseHeaders } from "../upstream/headers.ts";
+import { rewriterFor } from "../upstream/rewrite-urls.ts";
+import { sourceClient } from "../upstream/source-client.ts";
 
 export interface SourceCallRequest {
   source: SourceConfig;
@@ -23,6 +22,9 @@ export interface SourceCallRequest {
   credentials: boolean;
   /** Whether the edge may send it again on a retryable status (a poll never is: the client's polling is the retry). */
   retryable: boolean;
+  allowInsecureHttp: boolean;
+  /** The client went away: no further attempt or wait. */
+  signal?: AbortSignal;
 }
 
 export interface SourceCallResult {
@@ -32,40 +34,34 @@ export interface SourceCallResult {
   secrets: readonly string[];
 }
 
-/** A location that needs no token: nothing to send, nothing to refresh. */
-const NO_CREDENTIALS: UpstreamCredentials = { authorization: async () => undefined, invalidate: async () => false, secrets: () => [] };
-
 /**
- * One upstream request for a Bulk Data route, with the source's retry
- * policy, timeout and credentials, an upstream 401 refreshing the token once.
- * A 401 that remains is the edge's credentials failing: 502, as in the proxy.
+ * One upstream request for a Bulk Data route, through the source's upstream
+ * client (src/upstream/): its retry policy, timeout, credentials and
+ * protection, an upstream 401 refreshing the token once. A 401 that remains
+ * is the edge's credentials failing: 502, as in the proxy.
  * @see https://hl7.org/fhir/uv/bulkdata/export.html
+ * @see docs/upstream-client.md
  */
 export async function callSource(request: SourceCallRequest): Promise<SourceCallResult> {
-  const { source, deps } = request;
-  const credentials = request.credentials ? credentialsFor(source, request.env, deps.now) : NO_CREDENTIALS;
-  const extra = request.credentials ? source.headers : [];
-  const { response, attempts } = await forwardAuthenticated(
-    {
-      sourceName: source.name,
-      method: request.method,
-      url: request.url,
-      headers: async () => upstreamRequestHeaders(request.clientHeaders, extra, await credentials.authorization(), request.requestId),
-      body: null,
-      retryable: request.retryable,
-      retry: source.retry,
-      timeoutMs: source.timeoutMs,
-      // The source's circuit breaker and retry budget cover its own calls, not a storage host's.
-      ...(request.credentials ? { protection: source.protection } : {}),
-    },
-    credentials,
-    deps,
-  );
+  const { source } = request;
+  const client = sourceClient(source, request.env, request.deps);
+  const { response, attempts } = await client.sendTo({
+    method: request.method,
+    url: request.url,
+    requestId: request.requestId,
+    headers: request.clientHeaders,
+    credentials: request.credentials,
+    retryable: request.retryable,
+    allowInsecureHttp: request.allowInsecureHttp,
+    // The source's circuit breaker and retry budget cover its own calls, not a storage host's (sendTo leaves those out).
+    guarded: true,
+    ...(request.signal ? { signal: request.signal } : {}),
+  });
   if (response.status === 401 && request.credentials) {
     await response.body?.cancel();
     throw new UpstreamUnauthorizedError(source.name);
   }
-  return { response, attempts, secrets: credentials.secrets() };
+  return { response, attempts, secrets: request.credentials ? client.secrets() : [] };
 }
 
 /**

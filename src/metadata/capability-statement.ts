@@ -1,6 +1,6 @@
 import type { InboundAuthConfig } from "../config/edge-config.ts";
 import type { CapabilityStatement, Extension } from "../fhir/types.ts";
-import { edgeSecurity } from "../proxy/discovery.ts";
+import { edgeSecurity } from "./edge-security.ts";
 import { VERSION } from "../version.ts";
 
 /** Where the edge's own extensions are defined. */

@@ -1,8 +1,8 @@
 import type { Context } from "hono";
-import { declaredSources } from "../aggregate/sources.ts";
+import { declaredSources } from "../config/lookup.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { NotAcceptableError } from "../errors.ts";
-import { edgeRoot } from "../proxy/locate.ts";
+import { edgeRoot } from "../routes.ts";
 import { edgeCapabilityStatement } from "./capability-statement.ts";
 import { fhirJson } from "../fhir/response.ts";
 
@@ -21,7 +21,7 @@ export const edgeMetadataHandler =
     if (format !== undefined && /xml/i.test(format)) throw new NotAcceptableError("format-not-supported", "The edge's CapabilityStatement is available as JSON only");
     const config = c.get("config");
     const statement = edgeCapabilityStatement({
-      edgeRoot: edgeRoot(c, config.publicUrl, 1),
+      edgeRoot: edgeRoot(c, config.publicUrl, "edgeMetadata"),
       sources: declaredSources(config),
       inbound: config.inbound,
       date: new Date(now()).toISOString(),

@@ -1,40 +1,14 @@
 import type { Context } from "hono";
-import { credentialsFor } from "../auth/upstream/index.ts";
-import type { InboundAuthConfig } from "../config/edge-config.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { NotFoundError } from "../errors.ts";
 import type { CapabilityStatement, CapabilityStatementRestSecurity } from "../fhir/types.ts";
-import { forward, type ForwardDeps } from "./forward.ts";
-import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
+import { edgeSecurity } from "../metadata/edge-security.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
+import { clientResponseHeaders } from "../upstream/headers.ts";
 import { locateRequest } from "./locate.ts";
-import { rewriterFor } from "./handler.ts";
-import { requireSource } from "./sources.ts";
-
-const SECURITY_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service";
-
-/**
- * The security a client of the edge meets: the edge's own, never the
- * upstream's token endpoint (the edge holds the upstream credentials).
- * @see https://hl7.org/fhir/smart-app-launch/conformance.html
- */
-export function edgeSecurity(inbound: InboundAuthConfig | undefined): CapabilityStatementRestSecurity {
-  switch (inbound?.mode) {
-    case "jwt":
-      return {
-        cors: true,
-        service: [{ coding: [{ system: SECURITY_SERVICE, code: "SMART-on-FHIR", display: "SMART-on-FHIR" }] }],
-        description: `fhir-edge: send Authorization: Bearer <JWT> issued by ${inbound.issuer} for audience ${inbound.audience}; SMART system scopes limit resource types and interactions.`,
-      };
-    case "none":
-      return { cors: true, description: "fhir-edge: no client authentication (local demo mode)." };
-    default:
-      return {
-        cors: true,
-        service: [{ text: "API key" }],
-        description: "fhir-edge: send an API key as Authorization: Bearer <key> or X-Api-Key: <key>.",
-      };
-  }
-}
+import { rewriterFor } from "../upstream/rewrite-urls.ts";
+import { sourceClient } from "../upstream/source-client.ts";
+import { requireSource } from "../config/lookup.ts";
 
 function escapeXml(text: string): string {
   return text.replace(/[<>&"]/g, (ch) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[ch]!);
@@ -84,26 +58,20 @@ export const sourceMetadataHandler =
       headers.set("X-Request-Id", requestId);
       return new Response(hit.body, { status: hit.status, headers });
     }
-    const credentials = credentialsFor(source, c.env);
-    const headers = c.req.raw.headers;
-    const { response, attempts } = await forward(
-      {
-        sourceName: source.name,
-        method: "GET",
-        url: `${source.baseUrl}/metadata${located.search}`,
-        headers: async () => upstreamRequestHeaders(headers, source.headers, await credentials.authorization(), requestId),
-        body: null,
-        retryable: true,
-        retry: source.retry,
-        timeoutMs: source.timeoutMs,
-      },
-      deps,
-    );
+    const client = sourceClient(source, c.env, deps);
+    const { response, attempts } = await client.send({
+      method: "GET",
+      path: `/metadata${located.search}`,
+      requestId,
+      headers: c.req.raw.headers,
+      retryable: true,
+      signal: c.req.raw.signal,
+    });
     c.set("logAttempts", attempts);
     if (attempts > 1) c.set("logIncident", true);
     const rewriter = rewriterFor(source, located.edgeBase);
     const contentType = response.headers.get("Content-Type") ?? "";
-    let text = await response.text();
+    let text = await client.text(response, requestId);
     if (response.ok && (contentType.includes("json") || contentType.includes("xml"))) {
       try {
         text = replaceSecurity(text, contentType.includes("xml"), edgeSecurity(config.inbound));
@@ -111,7 +79,7 @@ export const sourceMetadataHandler =
         // Not JSON after all: returned as the upstream sent it, URLs rewritten.
       }
     }
-    const out = clientResponseHeaders(response.headers, rewriter.rewriteHeader, credentials.secrets(), requestId, true);
+    const out = clientResponseHeaders(response.headers, rewriter.rewriteHeader, client.secrets(), requestId, true);
     // The edge's own description of the source: every upstream URL in it points at the edge.
     const body = rewriter.rewriteEverywhere(text);
     if (response.ok) {

@@ -1,36 +1,21 @@
 import type { Context } from "hono";
 import type { RequestAuthorizer } from "../auth/inbound/authorize.ts";
-import { credentialsFor } from "../auth/upstream/index.ts";
-import type { SourceConfig } from "../config/types.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, MethodNotAllowedError, UpstreamUnauthorizedError } from "../errors.ts";
-import { forwardAuthenticated, type ForwardDeps } from "./forward.ts";
-import { clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
+import { clientResponseHeaders } from "../upstream/headers.ts";
 import { locateRequest } from "./locate.ts";
-import { isRetryable } from "./retry.ts";
-import { createUrlRewriter, type UrlRewriter } from "./rewrite-urls.ts";
-import { routeShape } from "./route-shape.ts";
-import { requireSource } from "./sources.ts";
-import { upstreamTarget } from "./target.ts";
+import { isRetryable } from "../upstream/retry.ts";
+import { rewriterFor } from "../upstream/rewrite-urls.ts";
+import { sourceClient } from "../upstream/source-client.ts";
+import { routeShape } from "../fhir/route-shape.ts";
+import { requireSource } from "../config/lookup.ts";
+import { resolveSourcePath } from "../upstream/source-path.ts";
 import type { Transformer } from "../transform/transforms.ts";
 import { isExportKickoff, withEdgeStatusUrl } from "../bulk/kickoff.ts";
 
 export const PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const;
 const PROXIED: ReadonlySet<string> = new Set(PROXIED_METHODS);
-
-const rewriters = new Map<string, UrlRewriter>();
-
-/** One rewriter per (upstream base, edge base): built once, reused by every request. */
-export function rewriterFor(source: SourceConfig, edgeBase: string): UrlRewriter {
-  const key = `${source.rewriteBodies} ${source.baseUrl} ${edgeBase}`;
-  let rewriter = rewriters.get(key);
-  if (!rewriter) {
-    if (rewriters.size > 256) rewriters.clear();
-    rewriter = createUrlRewriter(source.baseUrl, edgeBase, source.basePath, source.rewriteBodies);
-    rewriters.set(key, rewriter);
-  }
-  return rewriter;
-}
 
 function isText(contentType: string | null): boolean {
   return contentType !== null && (contentType.includes("json") || contentType.includes("xml"));
@@ -55,40 +40,40 @@ export const proxyHandler =
     if (!PROXIED.has(method)) throw new MethodNotAllowedError(method, PROXIED_METHODS);
 
     const located = locateRequest(c, config.publicUrl, source.name);
-    const target = upstreamTarget(source, located.rest, located.search);
-    if (!target.ok) {
-      throw new InvalidRequestError("unsafe-path", `The path is not allowed (${target.error}): it must stay under the source's FHIR base`);
+    const resolved = resolveSourcePath(source, located.rest, located.search);
+    if (!resolved.ok) {
+      throw new InvalidRequestError("unsafe-path", `The path is not allowed (${resolved.error}): it must stay under the source's FHIR base`);
     }
-    const route = routeShape(method, target.value.segments);
+    const route = routeShape(method, resolved.value.segments);
     c.set("logRoute", route.shape);
     let buffered: ArrayBuffer | undefined;
     const readBody = async () => (buffered ??= await c.req.raw.arrayBuffer());
-    await authorize(c, { method, route, segments: target.value.segments, search: located.search, readBody });
+    await authorize(c, { method, route, segments: resolved.value.segments, search: located.search, readBody });
 
     const requestId = c.get("requestId");
     const clientHeaders = c.req.raw.headers;
-    const credentials = credentialsFor(source, c.env, deps.now);
+    const client = sourceClient(source, c.env, deps);
     // A Bulk Data kick-off starts a job each time it is sent: retried only where POST is.
-    const kickoff = isExportKickoff(target.value.segments);
-    const retryable = kickoff ? source.retry.methods.has("POST") : isRetryable(method, clientHeaders, target.value.segments, source.retry);
+    const kickoff = isExportKickoff(resolved.value.segments);
+    const retryable = kickoff ? source.retry.methods.has("POST") : isRetryable(method, clientHeaders, resolved.value.segments, source.retry);
     const hasBody = method !== "GET" && method !== "HEAD" && c.req.raw.body !== null;
     // Buffer only a body that may be sent twice (a retry, or once more after an
     // upstream 401 on a cached token); any other streams through once.
     const resend = (retryable && source.retry.maxAttempts > 1) || source.auth.kind === "client-credentials" || source.auth.kind === "jwt-assertion";
     const body = hasBody ? (buffered ?? (resend ? await readBody() : c.req.raw.body)) : null;
 
-    const call = {
-      sourceName: source.name,
+    const forwarded = await client.send({
       method,
-      url: target.value.url,
-      headers: async () => upstreamRequestHeaders(clientHeaders, source.headers, await credentials.authorization(), requestId),
+      path: located.rest + located.search,
+      requestId,
+      headers: clientHeaders,
       body,
       retryable,
-      retry: source.retry,
-      timeoutMs: source.timeoutMs,
-      protection: source.protection,
-    };
-    const forwarded = await forwardAuthenticated(call, credentials, deps);
+      // A client that disconnects ends the retries (where the runtime passes its disconnect on).
+      signal: c.req.raw.signal,
+      // The source's circuit breaker, Retry-After hold and retry budget (docs/protection.md).
+      guarded: true,
+    });
     const { attempts } = forwarded;
     c.set("logAttempts", attempts);
     if (attempts > 1) c.set("logIncident", true);
@@ -101,7 +86,7 @@ export const proxyHandler =
           source,
           client: c.get("client").name,
           edgeBase: located.edgeBase,
-          upstreamUrl: target.value.url,
+          upstreamUrl: resolved.value.url,
           env: c.env,
           allowInsecureHttp: config.allowInsecureHttp,
           now: deps.now(),
@@ -109,7 +94,7 @@ export const proxyHandler =
       : forwarded.response;
 
     const rewriter = rewriterFor(source, located.edgeBase);
-    const secrets = credentials.secrets();
+    const secrets = client.secrets();
     const contentType = response.headers.get("Content-Type");
     const answered = response.body !== null && method !== "HEAD";
     const rewriteBody = answered && isText(contentType) && (source.rewriteBodies === "all" || !route.singleResource);
@@ -119,9 +104,10 @@ export const proxyHandler =
         : undefined;
     if (!rewriteBody && !transform) {
       const headers = clientResponseHeaders(response.headers, rewriter.rewriteHeader, secrets, requestId, false);
-      return new Response(response.body, { status: response.status, headers });
+      const passed = method === "HEAD" ? null : await client.passOn(response, requestId);
+      return new Response(passed, { status: response.status, headers });
     }
-    let text = await response.text();
+    let text = await client.text(response, requestId);
     if (rewriteBody) text = rewriter.rewriteText(text);
     if (transform) text = await transform.applyToText(text, { source: source.name, requestId, env: c.env });
     const headers = clientResponseHeaders(response.headers, rewriter.rewriteHeader, secrets, requestId, true);

@@ -1,13 +1,12 @@
 import type { Context } from "hono";
-import { credentialsFor } from "../auth/upstream/index.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, UpstreamUnavailableError } from "../errors.ts";
-import { forward, type ForwardDeps } from "../proxy/forward.ts";
-import { upstreamRequestHeaders } from "../proxy/headers.ts";
-import { edgeRoot } from "../proxy/locate.ts";
-import { requireChannel, requireSource } from "../proxy/sources.ts";
+import type { ForwardDeps } from "../upstream/forward.ts";
+import { sourceClient } from "../upstream/source-client.ts";
+import { edgeRoot } from "../routes.ts";
+import { requireChannel, requireSource } from "../config/lookup.ts";
 import { buildSubscription, CHANNEL_TAG_SYSTEM, redactSubscription } from "./subscription-resource.ts";
-import { channelStub } from "./webhook-route.ts";
+import { channelStub } from "./channel-stub.ts";
 import { fhirJson } from "../fhir/response.ts";
 
 /**
@@ -27,41 +26,36 @@ export const registerHandler =
     const channel = requireChannel(config, name);
     const source = requireSource(config, channel.source);
     c.set("logSource", source.name);
-    const credentials = credentialsFor(source, c.env, deps.now);
+    const client = sourceClient(source, c.env, deps);
     const requestId = c.get("requestId");
-    const call = async (method: string, url: string, body: string | null) => {
-      const { response } = await forward(
-        {
-          sourceName: source.name,
-          method,
-          url,
-          headers: async () =>
-            upstreamRequestHeaders(new Headers({ Accept: "application/fhir+json", ...(body ? { "Content-Type": "application/fhir+json" } : {}) }), source.headers, await credentials.authorization(), requestId),
-          body: body === null ? null : new TextEncoder().encode(body).buffer as ArrayBuffer,
-          retryable: method !== "POST",
-          retry: source.retry,
-          timeoutMs: source.timeoutMs,
-        },
-        deps,
-      );
+    const call = async (method: string, path: string, body: string | null) => {
+      const { response } = await client.send({
+        method,
+        path,
+        requestId,
+        headers: new Headers({ Accept: "application/fhir+json", ...(body ? { "Content-Type": "application/fhir+json" } : {}) }),
+        body: body === null ? null : (new TextEncoder().encode(body).buffer as ArrayBuffer),
+        retryable: method !== "POST",
+        signal: c.req.raw.signal,
+      });
       return response;
     };
 
     const stub = channelStub(c.env, name);
     let id = (await stub.subscriptionId()) ?? undefined;
     if (!id) {
-      const search = await call("GET", `${source.baseUrl}/Subscription?_tag=${encodeURIComponent(`${CHANNEL_TAG_SYSTEM}|${name}`)}`, null);
+      const search = await call("GET", `/Subscription?_tag=${encodeURIComponent(`${CHANNEL_TAG_SYSTEM}|${name}`)}`, null);
       if (search.ok) {
         const bundle = (await search.json()) as { entry?: Array<{ resource?: { id?: string } }> };
         id = bundle.entry?.find((e) => e.resource?.id)?.resource?.id;
       } else await search.body?.cancel();
     }
-    const endpoint = `${edgeRoot(c, config.publicUrl, 4)}/webhooks/${name}`;
+    const endpoint = `${edgeRoot(c, config.publicUrl, "register")}/webhooks/${name}`;
     const resource = buildSubscription(channel, endpoint, id);
     const response = id
-      ? await call("PUT", `${source.baseUrl}/Subscription/${encodeURIComponent(id)}`, JSON.stringify(resource))
-      : await call("POST", `${source.baseUrl}/Subscription`, JSON.stringify(resource));
-    const text = await response.text();
+      ? await call("PUT", `/Subscription/${encodeURIComponent(id)}`, JSON.stringify(resource))
+      : await call("POST", "/Subscription", JSON.stringify(resource));
+    const text = await client.text(response, requestId);
     if (!response.ok) {
       throw new UpstreamUnavailableError("registration-failed", `Source ${source.name} refused the Subscription for channel ${name} (HTTP ${response.status})`);
     }

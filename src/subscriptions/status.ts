@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { EdgeHonoEnv } from "../context.ts";
-import { channelStub } from "./webhook-route.ts";
+import { channelStub } from "./channel-stub.ts";
 
 /** `/status`'s channels: every channel, misconfigured ones included, with its sequence and each target's cursor. */
 export async function channelsStatus(c: Context<EdgeHonoEnv>): Promise<unknown[]> {

@@ -3,19 +3,14 @@ import { presentedCredential } from "../auth/inbound/api-key.ts";
 import { findSecret } from "../auth/constant-time.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { InvalidRequestError, UnauthenticatedError } from "../errors.ts";
-import { requireChannel } from "../proxy/sources.ts";
+import { requireChannel } from "../config/lookup.ts";
 import { operationOutcome } from "../fhir/operation-outcome.ts";
-import type { ChannelObject } from "./channel/object.ts";
+import { channelStub } from "./channel-stub.ts";
 import { parseNotification } from "./notification.ts";
 import { fhirJson } from "../fhir/response.ts";
 
 /** The largest notification Bundle accepted (full-resource payloads included). */
 export const MAX_NOTIFICATION_BYTES = 4 * 1024 * 1024;
-
-export function channelStub(env: EdgeHonoEnv["Bindings"], name: string): DurableObjectStub<ChannelObject> {
-  const ns = env.CHANNELS as DurableObjectNamespace<ChannelObject>;
-  return ns.get(ns.idFromName(name));
-}
 
 async function readLimited(request: Request, limit: number): Promise<string> {
   const declared = Number(request.headers.get("Content-Length") ?? "0");

@@ -2,9 +2,9 @@ import type { Context } from "hono";
 import { fromEdgeOrigin } from "../auth/inbound/session-cookie.ts";
 import type { EdgeHonoEnv } from "../context.ts";
 import { EdgeError, ForbiddenError, InvalidRequestError } from "../errors.ts";
-import { requireChannel } from "../proxy/sources.ts";
+import { requireChannel } from "../config/lookup.ts";
 import { inboxRequest } from "./inbox.ts";
-import { channelStub } from "./webhook-route.ts";
+import { channelStub } from "./channel-stub.ts";
 
 /**
  * `GET /channels/:channel/ws`: the channel's WebSocket inbox. The client has

@@ -95,6 +95,11 @@ export interface FhirServerOptions {
    */
   tokenUrl?: string;
   smartConfiguration?: boolean;
+  /**
+   * `GET <base>/metadata` needs the `expectAuthorization` too, for a server
+   * that keeps its CapabilityStatement private; default public.
+   */
+  protectMetadata?: boolean;
 }
 
 export interface RecordedRequest {
@@ -343,7 +348,7 @@ export async function startFhirServer(opts: FhirServerOptions = {}): Promise<Fhi
       }
     }
     const expected = opts.expectAuthorization;
-    if (expected === undefined || (method === "GET" && rel === "metadata")) return undefined;
+    if (expected === undefined || (method === "GET" && rel === "metadata" && opts.protectMetadata !== true)) return undefined;
     const given = headerText(headers.authorization);
     const ok = typeof expected === "string" ? given === expected : await expected(given);
     if (ok) return undefined;

@@ -3,7 +3,7 @@ import { verifyCredential } from "../../auth/inbound/index.ts";
 import { clearedSession, fromEdgeOrigin, issueSession, readSession, sessionOrInbound } from "../../auth/inbound/session-cookie.ts";
 import type { EdgeHonoEnv } from "../../context.ts";
 import { ForbiddenError, InvalidRequestError, UnauthenticatedError } from "../../errors.ts";
-import type { ForwardDeps } from "../../proxy/forward.ts";
+import type { ForwardDeps } from "../../upstream/forward.ts";
 import { requireAdmin } from "../require-admin.ts";
 import { buildStatus } from "../status.ts";
 import { timeLeft } from "./format.ts";

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { EdgeHonoEnv } from "../../context.ts";
 import { ForbiddenError, InvalidRequestError } from "../../errors.ts";
-import { routeShape, type RouteShape } from "../../proxy/route-shape.ts";
+import { routeShape, type RouteShape } from "../../fhir/route-shape.ts";
 import { isExportKickoff, requestedExportTypes } from "../../bulk/export-request.ts";
 import { allows, bulkExportPermissions, parseScopes, requiredPermissions, type Permission, type ScopeGrant } from "./scopes.ts";
 
@@ -85,6 +85,3 @@ export const smartScopes: RequestAuthorizer = async (c, request) => {
     check(grants, needs, `batch entry ${i} (${entryMethod} ${entryRoute.shape})`);
   }
 };
-
-/** API-key and anonymous clients: no per-request restriction. */
-export const allowAll: RequestAuthorizer = async () => {};

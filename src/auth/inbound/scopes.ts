@@ -1,4 +1,4 @@
-import type { Interaction } from "../../proxy/route-shape.ts";
+import type { Interaction } from "../../fhir/route-shape.ts";
 
 /** A SMART permission: create, read, update, delete, search. */
 export type Permission = "c" | "r" | "u" | "d" | "s";

@@ -4,8 +4,12 @@ import type { SourceConfig } from "../../config/types.ts";
 export interface UpstreamCredentials {
   /** The `Authorization` value for the next upstream request, or undefined for a public upstream. */
   authorization(): Promise<string | undefined>;
-  /** Called on an upstream 401: forget a cached token. Returns whether a retry with a fresh one makes sense. */
-  invalidate(): Promise<boolean>;
+  /**
+   * Called on an upstream 401 with the `Authorization` value that was refused:
+   * forgets that token, and only that one (a newer token another request
+   * fetched meanwhile is kept). Returns whether a retry with a fresh one makes sense.
+   */
+  invalidate(refused: string | undefined): Promise<boolean>;
   /** Values that must never appear in a response to the client. */
   secrets(): readonly string[];
 }

@@ -56,9 +56,10 @@ export function oauthCredentials(source: SourceConfig, env: EdgeBindings, now: (
       }
       return `Bearer ${grant.accessToken}`;
     },
-    async invalidate() {
-      const bad = held?.accessToken;
-      held = undefined;
+    async invalidate(refusedAuthorization) {
+      const bad = refusedAuthorization?.startsWith("Bearer ") ? refusedAuthorization.slice(7) : undefined;
+      // A late 401 on an older token must not drop the fresh one held now.
+      if (bad === undefined || held?.accessToken === bad) held = undefined;
       if (bad === undefined) return true;
       refused.add(bad);
       if (refused.size > 16) refused.delete(refused.values().next().value!);

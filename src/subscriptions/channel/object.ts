@@ -9,7 +9,7 @@ import { storeFeed } from "./inbox-feed.ts";
 import { applyNotification } from "./intake.ts";
 import { checkLiveness, gapDue, recoverGap, type RecoveryContext } from "./recovery.ts";
 import { channelStatus } from "./report.ts";
-import { sourceClient, type SourceGet } from "./source-client.ts";
+import { sourceGet, type SourceGet } from "./source-client.ts";
 import { ChannelStore } from "./store.ts";
 import type { AcceptResult, ChannelStatus } from "./types.ts";
 import { nextAlarmAt, sweep } from "./upkeep.ts";
@@ -51,7 +51,7 @@ export class ChannelObject extends DurableObject<Env> {
       now: Date.now,
       random: Math.random,
       fetch: (r) => fetch(r),
-      source: sourceClient(env as unknown as EdgeBindings),
+      source: sourceGet(env as unknown as EdgeBindings),
       setAlarm: async (at, now) => {
         const current = await ctx.storage.getAlarm();
         if (current === null || current > at || current < now) await ctx.storage.setAlarm(at);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mapLimit, MAX_OPEN_CONNECTIONS } from "../../../src/aggregate/limit.ts";
+import { mapLimit, MAX_OPEN_CONNECTIONS } from "../../../src/upstream/limit.ts";
 
 describe("at most six upstream connections at once", () => {
   it("never runs more than the limit, and keeps the order of the items", async () => {

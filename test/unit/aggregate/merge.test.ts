@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { BundleEntry } from "../../../src/fhir/types.ts";
-import { mergeRound, type SourcePage, type SourcePosition, type SourceRound } from "../../../src/aggregate/merge.ts";
+import { mergeRound, sumOfTotals, type SourcePage, type SourcePosition, type SourceRound } from "../../../src/aggregate/merge.ts";
 import { parseSort } from "../../../src/aggregate/sort.ts";
 
 const patient = (id: string, extra: Record<string, unknown> = {}): BundleEntry => ({ resource: { resourceType: "Patient", id, ...extra }, search: { mode: "match" } });
@@ -28,7 +28,7 @@ function pageToEnd(sources: ReturnType<typeof source>[], count: number | null, s
     });
     const result = mergeRound(rounds, { count, sort: parseSort(sort || null) });
     pages.push(result.entries.map((e) => `${e.source}:${e.entry.resource!.id}`));
-    totals.push(result.total);
+    totals.push(sumOfTotals(result.positions));
     positions = result.positions;
   }
   return { pages, totals, all: pages.flat() };
@@ -117,14 +117,14 @@ describe("merge: every match of every source exactly once", () => {
     const withTotal: SourcePage = { matches: [], others: [], total: 4, next: null };
     const without: SourcePage = { matches: [], others: [], next: null };
     const pos = (source: string): SourcePosition => ({ source, at: "/Patient", skip: 0 });
-    expect(mergeRound([{ position: pos("a"), page: withTotal }, { position: pos("b"), page: withTotal }], { count: 10, sort: [] }).total).toBe(8);
-    expect(mergeRound([{ position: pos("a"), page: withTotal }, { position: pos("b"), page: without }], { count: 10, sort: [] }).total).toBeUndefined();
+    expect(sumOfTotals(mergeRound([{ position: pos("a"), page: withTotal }, { position: pos("b"), page: withTotal }], { count: 10, sort: [] }).positions)).toBe(8);
+    expect(sumOfTotals(mergeRound([{ position: pos("a"), page: withTotal }, { position: pos("b"), page: without }], { count: 10, sort: [] }).positions)).toBeUndefined();
   });
 
   it("_count=0: no matches, totals only", () => {
     const a = source("a", ["a0", "a1"], 2);
     const result = mergeRound([{ position: { source: "a", at: "/Patient?p=0", skip: 0 }, page: a.pageAt("/Patient?p=0") }], { count: 0, sort: [] });
     expect(result.entries).toEqual([]);
-    expect(result.total).toBe(2);
+    expect(sumOfTotals(result.positions)).toBe(2);
   });
 });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createEdge } from "../../../src/app.ts";
-import type { ForwardDeps } from "../../../src/proxy/forward.ts";
+import type { ForwardDeps } from "../../../src/upstream/forward.ts";
 
 /**
  * The aggregate routes with stand-in upstreams, for what a real server cannot
@@ -67,6 +67,27 @@ describe("GET /aggregate/:resourceType fan-out limits", () => {
     const outcome = bundle.entry.find((e) => e.search.mode === "outcome")!;
     expect(outcome.resource.issue![0]).toMatchObject({ code: "timeout" });
     expect(outcome.resource.issue![0]!.diagnostics).toContain("slow");
+  });
+
+  it("after AGGREGATE_TIMEOUT, a source still retrying sees no further attempt", async () => {
+    let slowAttempts = 0;
+    const app = edge(
+      async (req) => {
+        if (!req.url.startsWith("https://slow.example")) return searchset("fast.example", ["f1"]);
+        slowAttempts++;
+        return new Response("busy", { status: 503 });
+      },
+      { sleep: () => new Promise((r) => setTimeout(r, 30)) },
+    );
+    const vars = { ...env(["fast"], { AGGREGATE_TIMEOUT: "0.2" }), FHIR_SOURCE_SLOW: "fhir://slow.example/fhir?max_attempts=20" };
+    const res = await app.request("https://edge.example/aggregate/Patient", { headers: KEY }, vars);
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const atAnswer = slowAttempts;
+    expect(atAnswer).toBeGreaterThan(0);
+    // Long enough for several more of its 30 ms backoffs, had its retry loop kept going.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(slowAttempts).toBe(atAnswer);
   });
 
   it("/aggregate/<Type>/<more> is no route (not a source named aggregate)", async () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createEdge } from "../../../src/app.ts";
-import type { ForwardDeps } from "../../../src/proxy/forward.ts";
+import type { ForwardDeps } from "../../../src/upstream/forward.ts";
 
 /** An upstream stand-in recording what the edge sent; the real-server tests live in test/integration. */
 function recorder(answer: (req: Request, n: number) => Response | Promise<Response>) {
@@ -261,6 +261,19 @@ describe("3. retries", () => {
     expect(res.status).toBe(503);
     expect(res.headers.get("Retry-After")).toBe("1");
     expect(up.seen).toHaveLength(5);
+  });
+
+  it("a client that disconnects ends the retries: no further attempt, logged as 499 request-abandoned", async () => {
+    const controller = new AbortController();
+    const up = recorder(() => {
+      controller.abort();
+      return new Response("busy", { status: 503 });
+    });
+    const res = await call("/ehr/Patient/1", { headers: KEY, signal: controller.signal }, up.deps);
+    expect(res.status).toBe(499);
+    expect((await outcome(res)).errorCode).toBe("request-abandoned");
+    expect(up.seen).toHaveLength(1);
+    expect(up.waits).toEqual([]);
   });
 
   it("never retries a plain POST, but retries a conditional create and sends the same body again", async () => {

@@ -4,7 +4,7 @@ import pkg from "../../../package.json";
 import { createEdge, type AggregateHandler, type Resource, type TransformHandler } from "../../../src/index.ts";
 import { compileTransforms } from "../../../src/transform/transforms.ts";
 import { VERSION } from "../../../src/version.ts";
-import type { ForwardDeps } from "../../../src/proxy/forward.ts";
+import type { ForwardDeps } from "../../../src/upstream/forward.ts";
 
 const ENV = { PROXY_API_KEYS: "app:app-key-1", FHIR_SOURCE_EHR: "fhir://ehr.example/fhir/R4?token=T", FHIR_SOURCE_LAB: "fhir://lab.example/r4?token=L" };
 const KEY = { "X-Api-Key": "app-key-1" };

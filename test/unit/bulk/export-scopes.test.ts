@@ -5,7 +5,7 @@ import { bulkExportPermissions } from "../../../src/auth/inbound/scopes.ts";
 import { isExportKickoff, requestedExportTypes } from "../../../src/bulk/export-request.ts";
 import type { EdgeHonoEnv } from "../../../src/context.ts";
 import { renderError } from "../../../src/errors.ts";
-import { routeShape } from "../../../src/proxy/route-shape.ts";
+import { routeShape } from "../../../src/fhir/route-shape.ts";
 
 /** A kick-off checked by the proxy's scope check, for a JWT client holding `scopes`. */
 async function kickoffStatus(scopes: string[], path: string, init: RequestInit = {}): Promise<number> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { rewriteManifest, type ManifestRewrite } from "../../../src/bulk/manifest.ts";
-import { mayFetch } from "../../../src/bulk/hosts.ts";
+import { mayFetch } from "../../../src/upstream/source-hosts.ts";
 
 const source = { origin: "https://ehr.example", bulk: { fileHosts: ["files.ehr.example"], proxyAllFiles: false } };
 const how = (proxyAllFiles = false): ManifestRewrite => ({

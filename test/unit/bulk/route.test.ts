@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createEdge } from "../../../src/app.ts";
-import type { ForwardDeps } from "../../../src/proxy/forward.ts";
+import type { ForwardDeps } from "../../../src/upstream/forward.ts";
 
 /**
  * The `$bulk` route with stand-in upstreams, for what a real server cannot show: clocks (expiry),

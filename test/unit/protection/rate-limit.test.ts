@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { createEdge } from "../../../src/app.ts";
 import { readEdgeConfig } from "../../../src/config/edge-config.ts";
-import type { ForwardDeps } from "../../../src/proxy/forward.ts";
+import type { ForwardDeps } from "../../../src/upstream/forward.ts";
 import { rateLimitRetryAfter } from "../../../src/protection/rate-limit.ts";
 
 /** A limiter that allows `limit` calls per key, recording every key. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_RETRY } from "../../../src/config/source.ts";
-import { backoffDelay, isRetryable, parseRetryAfter, retryDelay } from "../../../src/proxy/retry.ts";
+import { backoffDelay, isRetryable, parseRetryAfter, retryDelay } from "../../../src/upstream/retry.ts";
 
 /** A small seeded generator (mulberry32), so jitter is reproducible. */
 function seeded(seed: number): () => number {

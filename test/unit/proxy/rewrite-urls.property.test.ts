@@ -1,6 +1,6 @@
 import * as fc from "fast-check";
 import { describe, it } from "vitest";
-import { createUrlRewriter } from "../../../src/proxy/rewrite-urls.ts";
+import { createUrlRewriter } from "../../../src/upstream/rewrite-urls.ts";
 import { fuzzParameters, fuzzTimeout } from "../../fixtures/fuzz.ts";
 
 /** Upstream bases: under a path, with a port, at the root of a host. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createUrlRewriter } from "../../../src/proxy/rewrite-urls.ts";
+import { createUrlRewriter } from "../../../src/upstream/rewrite-urls.ts";
 
 const rewriter = createUrlRewriter("http://10.0.0.5:8080/fhir/R4", "https://edge.example/hapi", "/fhir/R4");
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { routeShape } from "../../../src/proxy/route-shape.ts";
+import { routeShape } from "../../../src/fhir/route-shape.ts";
 
 describe("route shape: what the log says and whether the body is rewritten", () => {
   it.each([

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { readEdgeConfig } from "../../../src/config/edge-config.ts";
 import type { SourceConfig } from "../../../src/config/types.ts";
 import { locateRequest } from "../../../src/proxy/locate.ts";
-import { upstreamTarget, type UnsafePathReason } from "../../../src/proxy/target.ts";
+import { resolveSourcePath, type UnsafePathReason } from "../../../src/upstream/source-path.ts";
 import { fuzzParameters, fuzzTimeout } from "../../fixtures/fuzz.ts";
 
 const config = readEdgeConfig({
@@ -88,11 +88,11 @@ function isUnder(path: string, basePath: string): boolean {
 }
 
 function checkTarget(src: SourceConfig, r: string, q: string): void {
-  let result: ReturnType<typeof upstreamTarget>;
+  let result: ReturnType<typeof resolveSourcePath>;
   try {
-    result = upstreamTarget(src, r, q);
+    result = resolveSourcePath(src, r, q);
   } catch (error) {
-    throw new Error(`upstreamTarget threw ${String(error)} for ${JSON.stringify(r + q)}`);
+    throw new Error(`resolveSourcePath threw ${String(error)} for ${JSON.stringify(r + q)}`);
   }
   if (!result.ok) {
     expect(REASONS.has(result.error)).toBe(true);
@@ -113,7 +113,7 @@ function checkTarget(src: SourceConfig, r: string, q: string): void {
 
 describe("path safety: no generated path or query leaves the source's host and base path", () => {
   it(
-    "upstreamTarget gives a URL on the source's origin, under its base in every upstream's view, or a typed refusal",
+    "resolveSourcePath gives a URL on the source's origin, under its base in every upstream's view, or a typed refusal",
     () => {
       // Callers split at the first `?` (the runtime's URL, an upstream's next link): a raw `?` never reaches the path.
       const split = (r: string, q: string): [string, string] => (r.includes("?") ? [r.slice(0, r.indexOf("?")), r.slice(r.indexOf("?")) + q] : [r, q]);
@@ -125,7 +125,7 @@ describe("path safety: no generated path or query leaves the source's host and b
   it(
     "through the router: a request URL as the runtime parses it, located and joined, stays on the source",
     async () => {
-      // The edge's own route shape: locateRequest splits the raw URL around :source, then upstreamTarget joins.
+      // The edge's own route shape: locateRequest splits the raw URL around :source, then resolveSourcePath joins.
       const app = new Hono();
       const handler = (c: Parameters<typeof locateRequest>[0]) => {
         const src = SOURCES.find((s) => s.name === c.req.param("source"));

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { readEdgeConfig } from "../../../src/config/edge-config.ts";
-import { upstreamTarget } from "../../../src/proxy/target.ts";
+import { resolveSourcePath } from "../../../src/upstream/source-path.ts";
 
 const source = readEdgeConfig({ PROXY_AUTH: "none", FHIR_SOURCE_EHR: "fhir://ehr.example:8443/fhir/R4" }).sources.get("ehr")!;
 
 describe("path safety: nothing leaves the source's base", () => {
   it("joins path and query byte for byte", () => {
-    const t = upstreamTarget(source, "/Patient/123/_history/2", "?_elements=id,name&x=%2F%20a+b");
+    const t = resolveSourcePath(source, "/Patient/123/_history/2", "?_elements=id,name&x=%2F%20a+b");
     expect(t).toEqual({
       ok: true,
       value: { url: "https://ehr.example:8443/fhir/R4/Patient/123/_history/2?_elements=id,name&x=%2F%20a+b", segments: ["Patient", "123", "_history", "2"] },
@@ -14,9 +14,9 @@ describe("path safety: nothing leaves the source's base", () => {
   });
 
   it("accepts the bare base and a trailing slash", () => {
-    expect(upstreamTarget(source, "", "?_getpages=abc&_getpagesoffset=10")).toMatchObject({ ok: true, value: { url: "https://ehr.example:8443/fhir/R4?_getpages=abc&_getpagesoffset=10", segments: [] } });
-    expect(upstreamTarget(source, "/", "")).toMatchObject({ ok: true, value: { url: "https://ehr.example:8443/fhir/R4/", segments: [] } });
-    expect(upstreamTarget(source, "/Patient/", "")).toMatchObject({ ok: true, value: { segments: ["Patient"] } });
+    expect(resolveSourcePath(source, "", "?_getpages=abc&_getpagesoffset=10")).toMatchObject({ ok: true, value: { url: "https://ehr.example:8443/fhir/R4?_getpages=abc&_getpagesoffset=10", segments: [] } });
+    expect(resolveSourcePath(source, "/", "")).toMatchObject({ ok: true, value: { url: "https://ehr.example:8443/fhir/R4/", segments: [] } });
+    expect(resolveSourcePath(source, "/Patient/", "")).toMatchObject({ ok: true, value: { segments: ["Patient"] } });
   });
 
   it.each([
@@ -48,11 +48,11 @@ describe("path safety: nothing leaves the source's base", () => {
     ["/Patient/1 ", "control-character"],
     ["/Patient#/1", "fragment"],
   ])("refuses %s (%s)", (rest, reason) => {
-    expect(upstreamTarget(source, rest, "")).toEqual({ ok: false, error: reason });
+    expect(resolveSourcePath(source, rest, "")).toEqual({ ok: false, error: reason });
   });
 
   it.each(["/@evil.example/Patient", "/Patient/1@evil.example", "/:@evil.example"])("keeps %s on the configured host", (rest) => {
-    const t = upstreamTarget(source, rest, "?next=https://evil.example/");
+    const t = resolveSourcePath(source, rest, "?next=https://evil.example/");
     expect(t.ok).toBe(true);
     if (t.ok) {
       const url = new URL(t.value.url);

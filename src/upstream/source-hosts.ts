@@ -5,7 +5,8 @@ import type { SourceConfig } from "../config/types.ts";
  * http(s) URL without user info, on the source's own origin or on a host the
  * source lists in `bulk_file_hosts` (`host` means its default port,
  * `host:port` that port). Plain http only where the edge allows it at all.
- * Checked when a URL is signed and again before it is fetched.
+ * Checked when a URL is signed, and by the source's client
+ * (`sendTo`, src/upstream/source-client.ts) before anything is sent there.
  * @see ../../docs/bulk-data.md
  */
 export function mayFetch(source: Pick<SourceConfig, "origin" | "bulk">, raw: string, allowInsecureHttp: boolean): boolean {

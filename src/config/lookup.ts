@@ -1,8 +1,8 @@
-import type { ChannelConfig } from "../config/channel.ts";
-import type { EdgeConfig } from "../config/edge-config.ts";
-import type { ConfigIssue, SourceConfig } from "../config/types.ts";
+import type { ChannelConfig } from "./channel.ts";
+import type { EdgeConfig } from "./edge-config.ts";
+import type { ConfigIssue, SourceConfig } from "./types.ts";
 import { ConfigurationError, NotFoundError } from "../errors.ts";
-import { SOURCE_NAME } from "../config/types.ts";
+import { SOURCE_NAME } from "./types.ts";
 
 /**
  * A configured source or channel by name: 404 when there is none, 500 naming
@@ -31,4 +31,9 @@ export function requireSource(config: EdgeConfig, name: string): SourceConfig {
 
 export function requireChannel(config: EdgeConfig, name: string): ChannelConfig {
   return requireNamed("Channel", name, config.channels, config.brokenChannels);
+}
+
+/** Every declared source's name (misconfigured ones included), by name. */
+export function declaredSources(config: EdgeConfig): string[] {
+  return [...config.sources.keys(), ...config.brokenSources.keys()].sort();
 }

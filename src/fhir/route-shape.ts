@@ -1,4 +1,4 @@
-import { RESOURCE_TYPE } from "../fhir/resource-type.ts";
+import { RESOURCE_TYPE } from "./resource-type.ts";
 
 /** The FHIR interaction a request is, as far as its method and path tell. */
 export type Interaction =

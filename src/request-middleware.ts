@@ -13,7 +13,7 @@ const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * route shape, status, timing, source, request id. Never a query string,
  * body, token or secret.
  */
-export const requestContext = (): MiddlewareHandler<EdgeHonoEnv> => async (c, next) => {
+export const requestMiddleware = (): MiddlewareHandler<EdgeHonoEnv> => async (c, next) => {
   const started = Date.now();
   const given = c.req.header("X-Request-Id");
   const requestId = given && CLIENT_REQUEST_ID.test(given) ? given : crypto.randomUUID();

@@ -1,6 +1,5 @@
-import type { UpstreamCredentials } from "../auth/upstream/credentials.ts";
 import type { ProtectionPolicy, RetryPolicy } from "../config/types.ts";
-import { UpstreamTimeoutError, UpstreamUnavailableError } from "../errors.ts";
+import { RequestAbandonedError, UpstreamTimeoutError, UpstreamUnavailableError } from "../errors.ts";
 import { fetchWithTimeout, FetchTimeoutError } from "../fetch-with-timeout.ts";
 import { attemptOutcome, type Protection } from "../protection/source-guard.ts";
 import { retryDelay, backoffDelay, parseRetryAfter } from "./retry.ts";
@@ -34,6 +33,8 @@ export interface UpstreamCall {
   retryable: boolean;
   retry: RetryPolicy;
   timeoutMs: number;
+  /** The caller gave up (a client that disconnected, an aggregate past its timeout): no further attempt, wait or token. */
+  signal?: AbortSignal;
   /** The source's protection policy: with it (and `deps.protection`), the call is guarded (docs/protection.md). */
   protection?: ProtectionPolicy;
 }
@@ -43,9 +44,30 @@ export interface ForwardResult {
   attempts: number;
 }
 
+/** Throws {@link RequestAbandonedError} once `signal` has fired. */
+export function throwIfAbandoned(signal: AbortSignal | undefined, sourceName: string): void {
+  if (signal?.aborted) throw new RequestAbandonedError(sourceName);
+}
+
+/**
+ * `promise`, or {@link RequestAbandonedError} as soon as `signal` fires,
+ * whichever comes first. The promise itself is not cancelled (a token
+ * coordinator call or a timer), only no longer waited for.
+ */
+export function unlessAbandoned<T>(promise: Promise<T>, signal: AbortSignal | undefined, sourceName: string): Promise<T> {
+  if (!signal) return promise;
+  throwIfAbandoned(signal, sourceName);
+  let onAbort: () => void = () => {};
+  const abandoned = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new RequestAbandonedError(sourceName));
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return Promise.race([promise, abandoned]).finally(() => signal.removeEventListener("abort", onAbort));
+}
+
 function attempt(call: UpstreamCall, headers: Headers, deps: ForwardDeps): Promise<Response> {
   const body = call.method === "GET" || call.method === "HEAD" ? null : call.body;
-  return fetchWithTimeout(call.url, { method: call.method, headers, body, redirect: "manual" }, call.timeoutMs, deps.fetch);
+  return fetchWithTimeout(call.url, { method: call.method, headers, body, redirect: "manual", signal: call.signal }, call.timeoutMs, deps.fetch);
 }
 
 /**
@@ -54,11 +76,15 @@ function attempt(call: UpstreamCall, headers: Headers, deps: ForwardDeps): Promi
  * configured statuses, network errors and per-attempt timeouts, but only for
  * a request that may be sent twice. Waits are timers, never a busy loop.
  * When retries run out on a retryable status, the upstream's last answer is
- * returned as it is. A call that carries the source's `protection` policy
- * also passes its circuit breaker, Retry-After hold and retry budget
- * (docs/protection.md): a retry they refuse ends the loop the same way, and
- * a source they hold is answered without a call.
+ * returned as it is. Once `call.signal` fires, no further attempt, wait or
+ * credential lookup starts, and the one in flight is aborted. A call that
+ * carries the source's `protection` policy also passes its circuit breaker,
+ * Retry-After hold and retry budget (docs/protection.md): a retry they refuse
+ * ends the loop the same way, and a source they hold is answered without a call.
  * @throws CircuitOpenError or SourceHeldError (src/protection/errors.ts) when the source is not to be called now
+ * @throws RequestAbandonedError once `call.signal` has fired
+ * @see https://hl7.org/fhir/R4/http.html (the interactions forwarded)
+ * @see docs/upstream-client.md
  * @see docs/proxy.md#retries
  */
 export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<ForwardResult> {
@@ -73,7 +99,7 @@ export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<Fo
     let headers: Headers;
     try {
       // Credentials come first and outside the retry: a token endpoint's refusal is not a network error.
-      headers = await call.headers();
+      headers = await unlessAbandoned(call.headers(), call.signal, call.sourceName);
     } catch (error) {
       // Nothing went upstream: hand a probe's turn back.
       if (ticket) guard?.settle(ticket, { kind: "cancelled" }, deps.now());
@@ -81,13 +107,16 @@ export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<Fo
     }
     let response: Response;
     try {
+      throwIfAbandoned(call.signal, call.sourceName);
       response = await attempt(call, headers, deps);
     } catch (error) {
-      const outcome = attemptOutcome(error, error instanceof FetchTimeoutError);
+      // A caller that gave up is no verdict on the source.
+      const outcome = call.signal?.aborted ? ({ kind: "cancelled" } as const) : attemptOutcome(error, error instanceof FetchTimeoutError);
       if (ticket) guard?.settle(ticket, outcome, deps.now());
+      throwIfAbandoned(call.signal, call.sourceName);
       const wait = n < maxAttempts && outcome.kind !== "cancelled" ? mayRetry(backoffDelay(n, call.retry, deps.random)) : undefined;
       if (wait !== undefined) {
-        await deps.sleep(wait);
+        await unlessAbandoned(deps.sleep(wait), call.signal, call.sourceName);
         continue;
       }
       if (error instanceof FetchTimeoutError) {
@@ -101,24 +130,11 @@ export async function forward(call: UpstreamCall, deps: ForwardDeps): Promise<Fo
       const wait = mayRetry(retryDelay(n, call.retry, retryAfter, deps.now(), deps.random));
       if (wait !== undefined) {
         await response.body?.cancel();
-        await deps.sleep(wait);
+        throwIfAbandoned(call.signal, call.sourceName);
+        await unlessAbandoned(deps.sleep(wait), call.signal, call.sourceName);
         continue;
       }
     }
     return { response, attempts: n };
   }
-}
-
-/**
- * {@link forward} with the source's credentials: an upstream 401 on a cached
- * token drops that token and, when a fresh one can be had and the body can be
- * sent again, sends the request exactly once more.
- * @see docs/upstream-auth.md#the-token-cache
- */
-export async function forwardAuthenticated(call: UpstreamCall, credentials: Pick<UpstreamCredentials, "invalidate">, deps: ForwardDeps): Promise<ForwardResult> {
-  const first = await forward(call, deps);
-  if (first.response.status !== 401 || call.body instanceof ReadableStream || !(await credentials.invalidate())) return first;
-  await first.response.body?.cancel();
-  const again = await forward({ ...call, retryable: false }, deps);
-  return { response: again.response, attempts: first.attempts + again.attempts };
 }

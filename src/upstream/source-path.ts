@@ -3,7 +3,7 @@ import type { SourceConfig } from "../config/types.ts";
 
 export type UnsafePathReason = "dot-segment" | "empty-segment" | "encoded-separator" | "control-character" | "bad-encoding" | "backslash" | "fragment";
 
-export interface UpstreamTarget {
+export interface SourcePath {
   /** The absolute upstream URL: the source's origin and base path, then the client's path and query as sent. */
   url: string;
   /** The path after the source, split and percent-decoded: `["Patient", "123", "_history"]`. */
@@ -41,7 +41,7 @@ function unsafeSegment(decoded: string): UnsafePathReason | undefined {
  * @param rest the raw path after the source segment: `""` or starting with `/`
  * @param search the raw query including `?`, or `""`
  */
-export function upstreamTarget(source: SourceConfig, rest: string, search: string): Result<UpstreamTarget, UnsafePathReason> {
+export function resolveSourcePath(source: SourceConfig, rest: string, search: string): Result<SourcePath, UnsafePathReason> {
   const segments: string[] = [];
   if (rest !== "" && rest !== "/") {
     const raw = rest.slice(1).split("/");

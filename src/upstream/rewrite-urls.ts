@@ -1,3 +1,5 @@
+import type { SourceConfig } from "../config/types.ts";
+
 /**
  * Rewrites the upstream's absolute base URL into the edge's, in the places
  * section 3 of the contract names: `Location` / `Content-Location`, and in a
@@ -384,4 +386,22 @@ export function createUrlRewriter(upstreamBase: string, edgeBase: string, upstre
       return value;
     },
   };
+}
+
+const rewriters = new Map<string, UrlRewriter>();
+
+/**
+ * The rewriter of one (source, edge base) pair, built once per isolate and
+ * reused by every request (at most 256 pairs are kept; past that the cache
+ * starts over).
+ */
+export function rewriterFor(source: Pick<SourceConfig, "baseUrl" | "basePath" | "rewriteBodies">, edgeBase: string): UrlRewriter {
+  const key = `${source.rewriteBodies} ${source.baseUrl} ${edgeBase}`;
+  let rewriter = rewriters.get(key);
+  if (!rewriter) {
+    if (rewriters.size > 256) rewriters.clear();
+    rewriter = createUrlRewriter(source.baseUrl, edgeBase, source.basePath, source.rewriteBodies);
+    rewriters.set(key, rewriter);
+  }
+  return rewriter;
 }

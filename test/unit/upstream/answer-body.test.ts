@@ -1,0 +1,63 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { passOnBody, readAnswerText } from "../../../src/upstream/answer-body.ts";
+
+const AT = { requestId: "req-1", sourceName: "ehr", idleMs: 200 };
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+/** A body that sends `chunks`, then ends, breaks, or falls silent. */
+function body(chunks: string[], then: "end" | "break" | "silence"): ReadableStream<Uint8Array> {
+  let i = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (i < chunks.length) controller.enqueue(bytes(chunks[i++]!));
+      else if (then === "end") controller.close();
+      else if (then === "break") controller.error(new TypeError("Network connection lost."));
+      else return new Promise(() => {});
+    },
+  });
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe("an answer passed on to the client is complete, or a 502, or a stream that errors", () => {
+  it("a whole answer passes unchanged", async () => {
+    const passed = await passOnBody(body(["a", "b", "c"], "end"), AT);
+    expect(await new Response(passed).text()).toBe("abc");
+  });
+
+  it("an empty answer is no body", async () => {
+    expect(await passOnBody(body([], "end"), AT)).toBeNull();
+  });
+
+  it("a break before the first byte is 502 upstream-answer-broken, before any header goes out", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    await expect(passOnBody(body([], "break"), AT)).rejects.toMatchObject({ status: 502, code: "upstream-answer-broken" });
+  });
+
+  it("a break after the first chunk errors the stream and logs why, with the request id and no content", async () => {
+    const log = vi.spyOn(console, "error").mockImplementation(() => {});
+    const passed = await passOnBody(body(["secret-ish content"], "break"), AT);
+    await expect(new Response(passed).text()).rejects.toThrow();
+    const line = JSON.parse(log.mock.calls[0]![0] as string) as Record<string, unknown>;
+    expect(line).toMatchObject({ requestId: "req-1", source: "ehr", bytes: 18 });
+    expect(String(line.msg)).toContain("mid-stream");
+    expect(JSON.stringify(line)).not.toContain("secret-ish");
+  });
+
+  it("an upstream that falls silent for longer than the idle time counts as broken", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const passed = await passOnBody(body(["a"], "silence"), AT);
+    await expect(new Response(passed).text()).rejects.toThrow();
+  });
+});
+
+describe("an answer the edge reads itself is whole or a 502", () => {
+  it("reads the whole text", async () => {
+    expect(await readAnswerText(new Response(body(["{", "}"], "end")), AT)).toBe("{}");
+  });
+
+  it("a broken body is 502 upstream-answer-broken", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    await expect(readAnswerText(new Response(body(["{"], "break")), AT)).rejects.toMatchObject({ status: 502, code: "upstream-answer-broken" });
+  });
+});
