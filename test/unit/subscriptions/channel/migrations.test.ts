@@ -6,9 +6,9 @@
  */
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { ChannelObject } from "../../../src/subscriptions/channel/object.ts";
-import { parseNotification } from "../../../src/subscriptions/notification.ts";
-import { eventNumbersOf, notification } from "../../fixtures/notifications.ts";
+import { ChannelObject } from "../../../../src/subscriptions/channel/object.ts";
+import { parseNotification } from "../../../../src/subscriptions/notification.ts";
+import { eventNumbersOf, notification } from "../../../fixtures/notifications.ts";
 
 const CHANNELS = (env as unknown as Env).CHANNELS;
 const bindings = env as unknown as Record<string, string>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { openGrant, sealGrant } from "../../../src/auth/upstream/sealed-token.ts";
+import { openGrant, sealGrant } from "../../../../src/auth/upstream/sealed-token.ts";
 
 const grant = { accessToken: "eyJ.secret.token", expiresAt: 2_000_000_000_000, refreshAt: 1_999_999_970_000 };
 

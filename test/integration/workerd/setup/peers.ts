@@ -4,8 +4,8 @@
  * teardown.
  */
 import type { TestProject } from "vitest/node";
-import { startSubscriptionSource, type SubscriptionSource } from "../../peers/subscription-source.ts";
-import { startWebhookReceiver, type WebhookReceiver } from "../../peers/webhook-receiver.ts";
+import { startSubscriptionSource, type SubscriptionSource } from "../../../peers/subscription-source.ts";
+import { startWebhookReceiver, type WebhookReceiver } from "../../../peers/webhook-receiver.ts";
 
 let receiver: WebhookReceiver | undefined;
 let source: SubscriptionSource | undefined;

@@ -3,9 +3,9 @@
  * highest event number up to which everything was delivered, recovered or given up.
  */
 import { describe, expect, it } from "vitest";
-import { countGap, decideEvents, decideRecovery, deliveryBackoff, keepIncomingHeld, pendingGap } from "../../../src/subscriptions/channel/sequencer.ts";
-import { sliceNotification } from "../../../src/subscriptions/slice.ts";
-import { eventNumbersOf, notification } from "../../fixtures/notifications.ts";
+import { countGap, decideEvents, decideRecovery, deliveryBackoff, keepIncomingHeld, pendingGap } from "../../../../src/subscriptions/channel/sequencer.ts";
+import { sliceNotification } from "../../../../src/subscriptions/slice.ts";
+import { eventNumbersOf, notification } from "../../../fixtures/notifications.ts";
 
 describe("an incoming notification's events", () => {
   it("the next events are delivered", () => {

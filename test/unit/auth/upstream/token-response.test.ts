@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isFresh, processTokenResponse, refreshMargin } from "../../../src/auth/upstream/token-response.ts";
+import { isFresh, processTokenResponse, refreshMargin } from "../../../../src/auth/upstream/token-response.ts";
 
 const NOW = 1_800_000_000_000;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { oauthCredentials } from "../../../src/auth/upstream/oauth-credentials.ts";
-import { edgeConfig } from "../../../src/config/edge-config.ts";
-import type { EdgeBindings } from "../../../src/context.ts";
+import { oauthCredentials } from "../../../../src/auth/upstream/oauth-credentials.ts";
+import { edgeConfig } from "../../../../src/config/edge-config.ts";
+import type { EdgeBindings } from "../../../../src/context.ts";
 
 /**
  * The isolate's side of the token cache, with a stand-in for the source's

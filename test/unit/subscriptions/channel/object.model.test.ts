@@ -15,10 +15,10 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ChannelObject } from "../../../src/subscriptions/channel/object.ts";
-import type { SourceGet } from "../../../src/subscriptions/channel/source-client.ts";
-import { parseNotification } from "../../../src/subscriptions/notification.ts";
-import { eventNumbersOf, notification, type Format, type Kind } from "../../fixtures/notifications.ts";
+import { ChannelObject } from "../../../../src/subscriptions/channel/object.ts";
+import type { SourceGet } from "../../../../src/subscriptions/channel/source-client.ts";
+import { parseNotification } from "../../../../src/subscriptions/notification.ts";
+import { eventNumbersOf, notification, type Format, type Kind } from "../../../fixtures/notifications.ts";
 
 const bindings = env as unknown as Record<string, string>;
 const CHANNELS = (env as unknown as Env).CHANNELS;

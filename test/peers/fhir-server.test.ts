@@ -6,8 +6,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Client } from "fhir-kit-client";
 import type { FhirResource } from "fhir-kit-client";
 import type { Bundle, Observation, Patient } from "@medplum/fhirtypes";
-import { demoObservations, demoPatients, startFhirServer } from "../peers/fhir-server.ts";
-import type { FhirServer } from "../peers/fhir-server.ts";
+import { demoObservations, demoPatients, startFhirServer } from "./fhir-server.ts";
+import type { FhirServer } from "./fhir-server.ts";
 
 /** fhir-kit-client throws `{ response: { status, data }, config: { headers } }` on non-2xx. */
 interface KitError {

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignJWT, exportJWK, generateKeyPair, importJWK } from "jose";
 import type { CryptoKey, JWK } from "jose";
 import { randomUUID } from "node:crypto";
-import { ASSERTION_TYPE, startOAuthServer } from "../peers/oauth-server.ts";
-import type { OAuthServer } from "../peers/oauth-server.ts";
+import { ASSERTION_TYPE, startOAuthServer } from "./oauth-server.ts";
+import type { OAuthServer } from "./oauth-server.ts";
 
 const servers: OAuthServer[] = [];
 afterAll(async () => {

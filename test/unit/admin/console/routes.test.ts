@@ -6,11 +6,11 @@
  */
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createEdge } from "../../../src/app.ts";
-import { prefersHtml } from "../../../src/admin/console/negotiate.ts";
-import { StatusView } from "../../../src/admin/console/status-view.tsx";
-import { SESSION_COOKIE, SESSION_TTL_SECONDS } from "../../../src/auth/inbound/session-cookie.ts";
-import type { ForwardDeps } from "../../../src/upstream/forward.ts";
+import { createEdge } from "../../../../src/app.ts";
+import { prefersHtml } from "../../../../src/admin/console/negotiate.ts";
+import { StatusView } from "../../../../src/admin/console/status-view.tsx";
+import { SESSION_COOKIE, SESSION_TTL_SECONDS } from "../../../../src/auth/inbound/session-cookie.ts";
+import type { ForwardDeps } from "../../../../src/upstream/forward.ts";
 
 const SESSION_SECRET = "console-session-secret-for-tests-0123456789";
 const ENV = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { allows, parseScopes, requiredPermissions } from "../../../src/auth/inbound/scopes.ts";
+import { allows, parseScopes, requiredPermissions } from "../../../../src/auth/inbound/scopes.ts";
 
 describe("SMART scopes", () => {
   it("parses v2 permissions and v1 read/write/*", () => {

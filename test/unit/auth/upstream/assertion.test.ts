@@ -1,6 +1,6 @@
 import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, exportPKCS8, generateKeyPair, jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
-import { importAssertionKeys, signAssertion } from "../../../src/auth/upstream/assertion.ts";
+import { importAssertionKeys, signAssertion } from "../../../../src/auth/upstream/assertion.ts";
 
 const TOKEN_URL = "https://ehr.example/oauth2/token";
 
