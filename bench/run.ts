@@ -6,7 +6,10 @@
  * pass-through Worker, puts nginx (when installed) beside them, and drives
  * every row of bench/targets.ts with the same load generator against the
  * same fixed upstream, alternating rows so drift hits all alike. Then runs
- * the micro-benchmarks in workerd and writes bench/results.md and
+ * the micro-benchmarks in workerd, then the sections measured their own way
+ * in the same workerd: open-loop latency and rate limiting on versus off
+ * (bench/open-loop.ts), a large Bulk Data file (bench/bulk-stream.ts), and
+ * last the subscription intake; writes bench/results.md and
  * bench/results.svg. Every process it starts, it stops, also on failure.
  *
  * Environment (all optional): BENCH_SECONDS (per run, default 2),
@@ -15,8 +18,10 @@
  * BENCH_TOKEN_LIFETIME (seconds, default 20), BENCH_LOADGEN
  * (wrk|autocannon; by default wrk when on PATH, else autocannon, which
  * `npm ci` installs; the intake row always uses autocannon), BENCH_SKIP_MICRO=1, BENCH_ROWS=<id>,<id> (a subset of
- * bench/targets.ts), BENCH_INSPECTOR=<port> (opens workerd's inspector, for
- * bench/profile.ts).
+ * bench/targets.ts; the open-loop section runs when bare-patient is among
+ * them), BENCH_BULK_MB (the Bulk Data file, MiB, default 256; 0 skips the
+ * section), BENCH_BULK_RUNS (downloads per row, default 3), BENCH_INSPECTOR=<port>
+ * (opens workerd's inspector, for bench/profile.ts).
  * Only erasable TypeScript: Node runs this file as it is.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -27,6 +32,9 @@ import { fileURLToPath } from "node:url";
 import { unstable_readConfig } from "wrangler";
 import { BUNDLE_BUDGET_GZIP_BYTES, buildForDeploy, measureBundle } from "./bundle-size.ts";
 import { AGGREGATE_COUNT, PATIENT_ID, SEARCHSET_ENTRIES, SLOW_DELAY_MS, intakeNotificationJson, searchsetJson } from "./fixtures.ts";
+import { startBulkServer } from "../test/peers/bulk-server.ts";
+import { bulkEdgeBindings, measureBulkStream, type BulkRow } from "./bulk-stream.ts";
+import { limitedEdgeOptions, measureOpenLoop, type OpenLoopResult } from "./open-loop.ts";
 import { BACKOFF_BATCH, CONNECTION_BATCH, GAP_BATCH, MICRO_UPSTREAM } from "./micro/batches.ts";
 import { autocannon, loadGenerator, type LoadGenerator, type LoadRun } from "./loadgen.ts";
 import { startNginx, type Nginx } from "./nginx.ts";
@@ -63,6 +71,9 @@ const TOKEN_REFRESH_EVERY = TOKEN_LIFETIME - Math.min(60, TOKEN_LIFETIME * 0.1);
 const DRAIN_TIMEOUT_MS = 60_000;
 /** A safety net only: the bench is sized to finish in well under five minutes. */
 const WATCHDOG_MS = 9 * 60_000;
+/** The Bulk Data section's file (MiB; 0 skips it) and downloads per row. */
+const BULK_MB = Number(process.env.BENCH_BULK_MB ?? 256);
+const BULK_RUNS = Number(process.env.BENCH_BULK_RUNS ?? 3);
 
 const started = Date.now();
 const log = (msg: string) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${msg}`);
@@ -313,6 +324,10 @@ async function main(): Promise<void> {
   const receiver = await startReceiver(["a", "b"]);
   onStop(() => receiver.close());
 
+  // The Bulk Data server (the tests' peer) for the Bulk Data section, in this process; it accepts any token.
+  const bulk = await startBulkServer({ expectAuthorization: () => true });
+  onStop(() => bulk.close());
+
   const wrangler = unstable_readConfig({ config: join(ROOT, "wrangler.toml") });
   const upstreamBase = `127.0.0.1:${upstreamPort}/fhir/R4`;
   const channels = {
@@ -353,9 +368,13 @@ async function main(): Promise<void> {
         `fhir+http://127.0.0.1:${upstreamPort}/oauth/fhir/R4?client_id=${BENCH_CLIENT_ID}&client_secret=env:BENCH_CLIENT_SECRET&token_url=${token.url}`,
       BENCH_CLIENT_SECRET,
       TOKEN_CACHE_KEY: "bench-token-cache-key-not-a-secret",
+      ...bulkEdgeBindings(bulk),
     },
     upstreamOrigin: `http://127.0.0.1:${upstreamPort}`,
     core: proxyCore,
+    // The open-loop section's second edge, rate limiting on, and the Bulk Data section's bare Worker.
+    limitedEdge: limitedEdgeOptions(join(BENCH_DIR, "ratelimit-worker.js")),
+    bulkOrigin: bulk.origin,
   });
   const nginx = await startNginx(join(OUT, "nginx"), upstreamPort, proxyCore);
   const env: Env = { upstream, workerd, nginx, proxyCore, events: { last: 0, accepted: new Set() } };
@@ -425,6 +444,18 @@ async function main(): Promise<void> {
     const rb = pairedRps.get(b);
     return ra && rb && ra.length === rb.length ? median(ra.map((x, i) => x / rb[i]!)) : undefined;
   };
+
+  // Open loop and rate limiting (issue 14), then a large Bulk Data file (issue 12): each alone, before the intake leaves work behind.
+  let openLoop: OpenLoopResult | undefined;
+  const bareSamples = samples.get("bare-patient")?.throughput ?? [];
+  if (bareSamples.length > 0) {
+    openLoop = await measureOpenLoop({ workerd, generator, bareRps: median(bareSamples.map((x) => x.rps)), connections: HIGH, seconds: SECONDS, reps: REPS, log });
+  }
+  let bulkRows: BulkRow[] | undefined;
+  let bulkSection: Report["sections"][number] | undefined;
+  if (BULK_MB > 0 && BULK_RUNS > 0) {
+    ({ rows: bulkRows, section: bulkSection } = await measureBulkStream({ workerd, bulk, mb: BULK_MB, runs: BULK_RUNS, log }));
+  }
 
   // Rows that leave work behind (the relay's deliveries) run last, alone, then drain.
   const drains: DrainResult[] = [];
@@ -551,6 +582,9 @@ async function main(): Promise<void> {
     }
   }
 
+  if (openLoop) sections.push(...openLoop.sections);
+  if (bulkSection) sections.push(bulkSection);
+
   const one = active.find((t) => t.via === "edge")!;
   const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? os.cpus()[0]?.model ?? "?";
   const osName = /PRETTY_NAME="([^"]*)"/.exec(safeRead("/etc/os-release"))?.[1] ?? os.type();
@@ -617,6 +651,11 @@ async function main(): Promise<void> {
     );
   }
   for (const t of targets) console.log(`  ${t.met ? "met " : "MISS"} ${t.goal}: ${t.measured}`);
+  if (openLoop) {
+    for (const r of openLoop.open) console.log(`  open loop ${openLoop.rate} req/s, ${r.label}: p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms (${Math.round(r.rps)} req/s answered)`);
+    for (const r of openLoop.limiting) console.log(`  ${r.label}: ${Math.round(r.rps)} req/s, ${r.cpuMsPerRequest.toFixed(3)} ms CPU per request`);
+  }
+  for (const r of bulkRows ?? []) console.log(`  Bulk Data ${BULK_MB} MiB, ${r.label}: ${r.mbPerSecond.toFixed(0)} MB/s, ${r.cpuMsPerMb.toFixed(2)} ms CPU per MB`);
   const broken = rows.filter((r) => (r.throughput?.errors ?? 0) + (r.throughput?.badStatus ?? 0) > 0);
   if (broken.length > 0) throw new Error(`errors or non-2xx answers in: ${broken.map((r) => r.target.label).join(", ")}`);
 }
