@@ -187,9 +187,12 @@ export class ChannelStore {
   }
 
   /**
-   * Retention: keeps at most `maxEvents` notifications, settled ones going
-   * first, and drops pending ones received before `olderThan`; each target
-   * that had not received a dropped one counts it and moves past it.
+   * Retention. `maxEvents` bounds the notifications kept only for replay
+   * (settled ones, oldest first); it never touches a pending one, so a live
+   * target in backoff loses nothing however much piles up. Pending rows go
+   * only by age: those received before `olderThan` (a target gone for good);
+   * each target that had not received a dropped one counts it and moves past it.
+   * @see docs/relay.md#delivery-guarantees ("Storage is bounded")
    */
   enforceRetention(maxEvents: number, olderThan: number): void {
     const total = this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM notifications").one().n;
@@ -199,10 +202,7 @@ export class ChannelStore {
         total - maxEvents,
       );
     }
-    const left = this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM notifications").one().n;
-    const byCount = left > maxEvents ? this.#sql.exec<{ s: number }>("SELECT seq AS s FROM notifications ORDER BY seq LIMIT 1 OFFSET ?", left - maxEvents - 1).one().s : 0;
-    const byAge = this.#sql.exec<{ m: number | null }>("SELECT MAX(seq) AS m FROM notifications WHERE received_at < ?", olderThan).one().m ?? 0;
-    const cut = Math.max(byCount, byAge);
+    const cut = this.#sql.exec<{ m: number | null }>("SELECT MAX(seq) AS m FROM notifications WHERE received_at < ?", olderThan).one().m ?? 0;
     if (cut === 0) return;
     this.#sql.exec(
       `UPDATE target_state SET dropped = dropped + (SELECT COUNT(*) FROM outbox o WHERE o.target = target_state.url AND o.seq <= ?),
