@@ -105,14 +105,31 @@ export class ChannelStore {
 
   // ------------------------------------------------------------ targets
 
-  /** Rows for configured targets that have none; a target added later starts with the next notification. Outbox rows of targets no longer configured go. */
-  ensureTargets(urls: readonly string[]): void {
+  /**
+   * Rows for configured targets that have none; a target added later starts
+   * with the next notification. A target no longer configured loses its
+   * outbox rows, counted in its `dropped` (its row stays: configured again, it
+   * shows them); what no target waits for any more is settled, so it leaves
+   * with the replay window instead of holding storage and the alarm for
+   * `retentionSeconds`.
+   * @see docs/relay.md#where-the-contract-is-silent
+   */
+  ensureTargets(urls: readonly string[], now: number): void {
     const state = this.state();
     for (const url of urls) {
       this.#sql.exec("INSERT OR IGNORE INTO target_state (url, cursor, last_event) VALUES (?, ?, ?)", url, state.nextDelivery - 1, state.lastEvent);
     }
-    const placeholders = urls.map(() => "?").join(",");
-    this.#sql.exec(`DELETE FROM outbox WHERE target NOT IN (${placeholders || "NULL"})`, ...urls);
+    const notConfigured = `NOT IN (${urls.map(() => "?").join(",") || "NULL"})`;
+    const removed = this.#sql.exec("SELECT 1 FROM outbox WHERE target " + notConfigured + " LIMIT 1", ...urls).toArray().length > 0;
+    if (!removed) return;
+    this.#sql.exec(
+      `UPDATE target_state SET dropped = dropped + (SELECT COUNT(*) FROM outbox o WHERE o.target = target_state.url),
+         cursor = MAX(cursor, (SELECT MAX(o.seq) FROM outbox o WHERE o.target = target_state.url))
+       WHERE url ${notConfigured} AND EXISTS (SELECT 1 FROM outbox o WHERE o.target = target_state.url)`,
+      ...urls,
+    );
+    this.#sql.exec(`DELETE FROM outbox WHERE target ${notConfigured}`, ...urls);
+    this.#sql.exec("UPDATE notifications SET settled_at = ? WHERE settled_at IS NULL AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.seq = notifications.seq)", now);
   }
 
   targets(urls: readonly string[]): TargetRow[] {
