@@ -13,13 +13,48 @@ export interface AnswerContext {
   idleMs: number;
 }
 
+/**
+ * Reads a body in as few, large chunks as the runtime has ready: a BYOB reader
+ * into one reused buffer where the body is a byte stream (every fetch body
+ * is), else a default reader (a body made in JavaScript). Fewer reads is what
+ * makes passing a body on through JavaScript affordable.
+ */
+interface ChunkReader {
+  read(): Promise<ReadableStreamReadResult<Uint8Array>>;
+  /** Hands the buffer of a chunk back once its bytes are gone, for the next read. */
+  recycle(chunk: Uint8Array): void;
+  cancel(reason?: unknown): Promise<void>;
+}
+
+/** Bytes one read may take: a 200 KB search arrives in one or two reads. */
+const READ_BUFFER_BYTES = 256 * 1024;
+
+function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
+  let byob: ReadableStreamBYOBReader | undefined;
+  try {
+    byob = body.getReader({ mode: "byob" });
+  } catch {
+    const plain = body.getReader();
+    return { read: () => plain.read(), recycle: () => {}, cancel: (reason) => plain.cancel(reason) };
+  }
+  const reader = byob;
+  let buffer: ArrayBuffer | undefined;
+  return {
+    read: () => reader.read(new Uint8Array(buffer ?? new ArrayBuffer(READ_BUFFER_BYTES))) as Promise<ReadableStreamReadResult<Uint8Array>>,
+    recycle: (chunk) => {
+      buffer = chunk.buffer as ArrayBuffer;
+    },
+    cancel: (reason) => reader.cancel(reason),
+  };
+}
+
 /** No chunk came within the idle time. */
 class AnswerIdleError extends Error {
   override name = "AnswerIdleError";
 }
 
 /** The next chunk, or a rejection when none comes within `ms` (the reader is then cancelled). */
-async function readWithin(reader: ReadableStreamDefaultReader<Uint8Array>, ms: number): Promise<ReadableStreamReadResult<Uint8Array>> {
+async function readWithin(reader: ChunkReader, ms: number): Promise<ReadableStreamReadResult<Uint8Array>> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const idle = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new AnswerIdleError(`no data for ${ms} ms`)), ms);
@@ -48,7 +83,7 @@ async function readWithin(reader: ReadableStreamDefaultReader<Uint8Array>, ms: n
  */
 export async function passOnBody(body: ReadableStream<Uint8Array> | null, at: AnswerContext): Promise<ReadableStream<Uint8Array> | null> {
   if (body === null) return null;
-  const reader = body.getReader();
+  const reader = chunkReader(body);
   let first: ReadableStreamReadResult<Uint8Array>;
   try {
     first = await readWithin(reader, at.idleMs);
@@ -57,28 +92,76 @@ export async function passOnBody(body: ReadableStream<Uint8Array> | null, at: An
     throw new UpstreamAnswerBrokenError(at.sourceName, error);
   }
   if (first.done) return null;
-  let passed = first.value.byteLength;
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.enqueue(first.value);
-    },
-    async pull(controller) {
+  return pumpWatched(reader, first.value, at);
+}
+
+/**
+ * The rest of an answer, from `reader`, written to a native
+ * IdentityTransformStream that the runtime sends on: a write completes only
+ * once the client has taken the bytes, so nothing is read ahead. ONE watchdog
+ * timer per answer (not one per chunk, nor a JavaScript stream in between,
+ * each of which measured many times the CPU of the body itself) looks every
+ * half `idleMs`: when a read has waited on the upstream for `idleMs`, the
+ * stream is errored (the client's connection closes without the final
+ * chunk), the upstream cancelled, and the log says why. Time spent waiting on
+ * a slow client never counts.
+ */
+function pumpWatched(reader: ChunkReader, first: Uint8Array, at: AnswerContext): ReadableStream<Uint8Array> {
+  const { readable, writable } = new IdentityTransformStream();
+  const writer = writable.getWriter();
+  /** When the pending upstream read began; undefined while the client is being written to. */
+  let waitingSince: number | undefined;
+  let passed = 0;
+  let cutOff = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const watch = (): void => {
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (waitingSince === undefined || Date.now() - waitingSince < at.idleMs) return watch();
+      cutOff = true;
+      const error = new AnswerIdleError(`no data for ${at.idleMs} ms`);
+      logBreak(at, passed, error, "mid-stream; client connection closed without the end of the answer");
+      writer.abort(new UpstreamAnswerBrokenError(at.sourceName, error)).catch(() => {});
+      reader.cancel(error).catch(() => {});
+    }, Math.max(1, at.idleMs / 2));
+  };
+  const pump = async (): Promise<void> => {
+    let chunk: Uint8Array = first;
+    for (;;) {
+      passed += chunk.byteLength;
       try {
-        const next = await readWithin(reader, at.idleMs);
-        if (next.done) controller.close();
-        else {
-          passed += next.value.byteLength;
-          controller.enqueue(next.value);
-        }
-      } catch (error) {
-        logBreak(at, passed, error, "mid-stream; client connection closed without the end of the answer");
-        controller.error(new UpstreamAnswerBrokenError(at.sourceName, error));
+        await writer.write(chunk);
+      } catch {
+        // The client went away (or the watchdog cut the stream off): no more upstream.
+        await reader.cancel().catch(() => {});
+        return;
       }
-    },
-    cancel(reason) {
-      return reader.cancel(reason);
-    },
+      // The client has taken the bytes: the chunk's buffer is free for the next read.
+      reader.recycle(chunk);
+      let next: ReadableStreamReadResult<Uint8Array>;
+      try {
+        waitingSince = Date.now();
+        next = await reader.read();
+        waitingSince = undefined;
+      } catch (error) {
+        if (cutOff) return;
+        logBreak(at, passed, error, "mid-stream; client connection closed without the end of the answer");
+        await writer.abort(new UpstreamAnswerBrokenError(at.sourceName, error)).catch(() => {});
+        return;
+      }
+      if (next.done) {
+        await writer.close().catch(() => {});
+        return;
+      }
+      chunk = next.value;
+    }
+  };
+  watch();
+  void pump().finally(() => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
   });
+  return readable as ReadableStream<Uint8Array>;
 }
 
 /**
@@ -87,7 +170,7 @@ export async function passOnBody(body: ReadableStream<Uint8Array> | null, at: An
  */
 export async function readAnswerText(response: Response, at: AnswerContext): Promise<string> {
   if (response.body === null) return "";
-  const reader = response.body.getReader();
+  const reader = chunkReader(response.body);
   const decoder = new TextDecoder();
   let text = "";
   let read = 0;
@@ -97,6 +180,7 @@ export async function readAnswerText(response: Response, at: AnswerContext): Pro
       if (next.done) return text + decoder.decode();
       read += next.value.byteLength;
       text += decoder.decode(next.value, { stream: true });
+      reader.recycle(next.value);
     }
   } catch (error) {
     logBreak(at, read, error, "while the edge read it; answered 502");
