@@ -9,6 +9,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestHarness } from "wrangler";
 import { eventNumbersOf, notification } from "../fixtures/notifications.ts";
+import { eventually } from "./support/poll.ts";
 
 const SECRET = "inbox-channel-secret";
 const ADMIN = "inbox-admin-key";
@@ -102,9 +103,7 @@ class InboxClient {
 
   /** Waits (bounded) until at least `n` frames arrived. */
   async received(n: number, ms = 10_000): Promise<Frame[]> {
-    const until = Date.now() + ms;
-    while (this.frames.length < n && !this.closed && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    return this.frames;
+    return eventually(() => this.frames, (f) => f.length >= n || this.closed !== undefined, { timeoutMs: ms, everyMs: 20 });
   }
 
   /** The event numbers in every Bundle received, in order. */
@@ -142,15 +141,6 @@ function refusedUpgrade(path: string, headers: Record<string, string>, at: URL =
 }
 
 /** Polls (bounded) until `check` passes. */
-async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, ms = 10_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (check(value) || Date.now() > until) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function subscribersOf(ch: string): Promise<Array<{ client: string; acked: number; sent: number }>> {
   const status = (await (await fetch(new URL("/status", base), { headers: { "X-Api-Key": ADMIN } })).json()) as { channels: Array<{ name: string; subscribers?: Array<{ client: string; acked: number; sent: number }> }> };
   return status.channels.find((c) => c.name === ch)?.subscribers ?? [];
