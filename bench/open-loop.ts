@@ -1,229 +1,150 @@
-#!/usr/bin/env node
 /**
- * `node bench/open-loop.ts`: two rows `npm run bench` does not have yet.
+ * Two `npm run bench` sections (issue 14), measured by bench/run.ts in its own
+ * workerd, on its pinning:
  *
  * 1. Open loop: requests at a fixed rate (half of what the bare Worker
- *    sustains at 32 connections in this run), so latency is what a client
- *    feels at a realistic load rather than at saturation: p50/p99 of the bare
- *    pass-through Worker, the floor Worker and the edge, side by side, on the
- *    2 KB Patient read. autocannon's `overallRate`, whose latencies are
- *    corrected for coordinated omission.
- * 2. Rate limiting on versus off: the edge's req/s at 32 connections with
- *    `PROXY_RATE_LIMITS=*:RATE_LIMIT_BENCH` (a limit never reached, so every
- *    request pays the check and none is refused) and without, alternated.
- *    Plain workerd has no Rate Limiting binding; RATE_LIMIT_BENCH is a
- *    service binding to a small in-memory limiter Worker in the same process
- *    (an RPC per request), which stands in for Cloudflare's binding; on
- *    Cloudflare the check is a call to a local service in the same location.
- *
- * Same processes and pinning as bench/run.ts (the edge as built for deploy,
- * in plain workerd beside the bare and floor Workers). Writes
- * bench/results-open-loop.md. Environment: BENCH_SECONDS (per run, default 3),
- * BENCH_REPS (default 3).
+ *    sustained at the high concurrency in this run's tables), so latency is
+ *    what a client feels at a realistic load rather than at saturation:
+ *    p50/p99 of the bare pass-through Worker, the floor Worker and the edge,
+ *    side by side, on the 2 KB Patient read. autocannon's `overallRate`,
+ *    whose latencies are corrected for coordinated omission.
+ * 2. Rate limiting on versus off: the edge's req/s at the high concurrency
+ *    with `PROXY_RATE_LIMITS=*:RATE_LIMIT_BENCH` (a second edge, same build;
+ *    a limit never reached, so every request pays the check and none is
+ *    refused) and without, alternated. RATE_LIMIT_BENCH is a service binding
+ *    to bench/ratelimit-worker.js (an RPC per request in the same workerd),
+ *    standing in for Cloudflare's binding, which plain workerd lacks.
  * Only erasable TypeScript: Node runs this file as it is.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { unstable_readConfig } from "wrangler";
-import { buildForDeploy } from "./bundle-size.ts";
 import { PATIENT_ID } from "./fixtures.ts";
-import { autocannon } from "./loadgen.ts";
-import { benchCores, onStop, pin, spawnPinned, startBenchUpstream, stopAll, waitForLine } from "./processes.ts";
+import type { LoadGenerator } from "./loadgen.ts";
+import { cpuSecondsOf } from "./processes.ts";
 import { median } from "./stats.ts";
 import { BENCH_API_KEY, SOURCE } from "./targets.ts";
-import { workerdBinary, workerdConfig } from "./workerd.ts";
+import type { Workerd } from "./workerd.ts";
 
-const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const ROOT = dirname(BENCH_DIR);
-const OUT = join(BENCH_DIR, "out");
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const REPS = Number(process.env.BENCH_REPS ?? 3);
-const KEY = { "X-Api-Key": BENCH_API_KEY };
 /** A client the limited edge maps to a binding that refuses everything. */
-const REFUSED_KEY = "bench-refused-key-0123456789";
+export const REFUSED_KEY = "bench-refused-key-0123456789";
 
-/** A fixed-window limiter answering the Rate Limiting binding's `limit({ key })` over RPC. */
-const LIMITER_WORKER = `import { WorkerEntrypoint } from "cloudflare:workers";
-const windows = new Map();
-export class RateLimiter extends WorkerEntrypoint {
-  async limit({ key }) {
-    const epoch = Math.floor(Date.now() / (Number(this.env.PERIOD) * 1000));
-    const w = windows.get(key);
-    const count = w && w.epoch === epoch ? w.count : 0;
-    if (count >= Number(this.env.LIMIT)) return { success: false };
-    windows.set(key, { epoch, count: count + 1 });
-    return { success: true };
-  }
-}
-/** Refuses everything: proves the edge really asks its binding. */
-export class Refuser extends WorkerEntrypoint {
-  async limit() {
-    return { success: false };
-  }
-}
-export default { fetch: () => new Response("rate limiter", { status: 404 }) };
-`;
-
-const str = (v: string) => JSON.stringify(v);
-
-/**
- * bench/workerd.ts's config with a second edge (`edge-limited`: the same
- * build, rate limits on) and the limiter Worker added.
- */
-function configWithLimitedEdge(base: string, limiterScript: string): string {
-  const start = base.indexOf("const edge :Workerd.Worker = (");
-  const end = base.indexOf("\n);", start) + 3;
-  const limited = base
-    .slice(start, end)
-    .replace("const edge :Workerd.Worker", "const edgeLimited :Workerd.Worker")
-    .replaceAll('uniqueKey = "fhir-edge-', 'uniqueKey = "fhir-edge-limited-')
-    .replace(
-      "bindings = [ ",
-      `bindings = [ (name = "PROXY_RATE_LIMITS", text = "refused:RATE_LIMIT_REFUSE,*:RATE_LIMIT_BENCH"), (name = "RATE_LIMIT_BENCH", service = (name = "ratelimit", entrypoint = "RateLimiter")), (name = "RATE_LIMIT_REFUSE", service = (name = "ratelimit", entrypoint = "Refuser")),\n    `,
-    );
-  return base
-    .replace(
-      '(name = "kv", worker = .kv),',
-      `(name = "kv", worker = .kv),\n    (name = "edge-limited", worker = .edgeLimited),\n    (name = "ratelimit", worker = .ratelimit),`,
-    )
-    .replace("sockets = [\n", `sockets = [\n    (name = "edge-limited", address = "127.0.0.1:0", http = (), service = "edge-limited"),\n`)
-    .concat(
-      `${limited}
-const ratelimit :Workerd.Worker = (
-  modules = [ (name = "ratelimit-worker.js", esModule = embed ${str(limiterScript)}) ],
-  compatibilityDate = "2026-10-23",
-  bindings = [ (name = "LIMIT", text = "1000000000"), (name = "PERIOD", text = "60") ],
-);
-`,
-    );
+/** What bench/run.ts gives the limited edge (on top of the edge's bindings). */
+export function limitedEdgeOptions(script: string): { script: string; bindings: Record<string, string>; services: Record<string, string> } {
+  return {
+    script,
+    bindings: { PROXY_API_KEYS: `bench:${BENCH_API_KEY},refused:${REFUSED_KEY}`, PROXY_RATE_LIMITS: "refused:RATE_LIMIT_REFUSE,*:RATE_LIMIT_BENCH" },
+    services: { RATE_LIMIT_BENCH: "RateLimiter", RATE_LIMIT_REFUSE: "Refuser" },
+  };
 }
 
-async function main(): Promise<void> {
-  const { generatorCore, proxyCore } = benchCores();
-  pin(process.pid, generatorCore);
-  mkdirSync(OUT, { recursive: true });
-  const edgeDir = join(OUT, "edge");
-  rmSync(edgeDir, { recursive: true, force: true });
-  await buildForDeploy(edgeDir, ROOT);
+type AutocannonRun = (o: Record<string, unknown>) => Promise<{ requests: { total: number }; duration: number; latency: { p50: number; p99: number }; non2xx: number; errors: number; timeouts: number }>;
 
-  const { port } = await startBenchUpstream(join(BENCH_DIR, "upstream.ts"), generatorCore);
-  const upstreamBase = `127.0.0.1:${port}/fhir/R4`;
-  const configPath = join(OUT, "workerd-open-loop.capnp");
-  const storageDir = join(OUT, "do-storage-open-loop");
-  rmSync(storageDir, { recursive: true, force: true });
-  mkdirSync(storageDir, { recursive: true });
-  writeFileSync(join(OUT, "ratelimit-worker.js"), LIMITER_WORKER);
-  const base = workerdConfig({
-    edgeDir,
-    configPath,
-    storageDir,
-    passthroughScript: join(BENCH_DIR, "passthrough-worker.js"),
-    kvScript: join(BENCH_DIR, "kv-worker.js"),
-    floor: { script: join(BENCH_DIR, "floor-worker.js"), bindings: { API_KEY: BENCH_API_KEY, UPSTREAM_BASE: `http://${upstreamBase}` } },
-    wrangler: unstable_readConfig({ config: join(ROOT, "wrangler.toml") }),
-    edgeBindings: {
-      PROXY_AUTH: "api-key",
-      PROXY_API_KEYS: `bench:${BENCH_API_KEY},refused:${REFUSED_KEY}`,
-      ALLOW_INSECURE_HTTP: "true",
-      [`FHIR_SOURCE_${SOURCE.toUpperCase()}`]: `fhir+http://${upstreamBase}`,
-    },
-    upstreamOrigin: `http://127.0.0.1:${port}`,
-    core: proxyCore,
-  });
-  writeFileSync(configPath, configWithLimitedEdge(base, "ratelimit-worker.js"));
+export interface OpenLoopOptions {
+  workerd: Workerd;
+  /** The load generator of the tables (closed loop). */
+  generator: LoadGenerator;
+  /** The bare Worker's median req/s on the 2 KB read at `connections`, from the tables. */
+  bareRps: number;
+  connections: number;
+  seconds: number;
+  reps: number;
+  log: (msg: string) => void;
+}
 
-  const child = spawnPinned(workerdBinary(), ["serve", configPath, "--control-fd=3"], proxyCore, { stdio: ["ignore", "ignore", "inherit", "pipe"] });
-  const ports = new Map<string, number>();
-  await waitForLine(
-    child.stdio[3] as NodeJS.ReadableStream,
-    (line) => {
-      const event = JSON.parse(line) as { event: string; socket?: string; port?: number };
-      if (event.event === "listen" && event.socket && event.port) ports.set(event.socket, event.port);
-      return ports.size === 4 ? true : undefined;
-    },
-    20_000,
-    "workerd",
-  );
-  (child.stdio[3] as NodeJS.ReadableStream).resume();
-  const url = (socket: string, path: string) => `http://127.0.0.1:${ports.get(socket)}/${path}`;
-  const read = `fhir/R4/Patient/${PATIENT_ID}`;
+export interface OpenLoopResult {
+  rate: number;
+  /** Per row: median p50, p99 and achieved req/s over the repetitions. */
+  open: Array<{ label: string; p50Ms: number; p99Ms: number; rps: number }>;
+  /** Closed loop, alternated: req/s medians (and ranges) and workerd CPU ms per request. */
+  limiting: Array<{ label: string; rps: number; min: number; max: number; cpuMsPerRequest: number }>;
+  /** The report's sections: words (bullets), then a table. */
+  sections: Array<{ title: string; lines: string[]; markdown: string[] }>;
+}
+
+export async function measureOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
+  const w = o.workerd;
+  if (!w.floorUrl || !w.limitedEdgeUrl) throw new Error("open loop: workerd was started without the floor or the limited edge");
+  const key = { "X-Api-Key": BENCH_API_KEY };
+  const read = `${SOURCE}/Patient/${PATIENT_ID}`;
   const rows = {
-    bare: { label: "bare pass-through Worker", url: url("passthrough", read), headers: {} },
-    floor: { label: "floor: hand-written Worker, the edge's duties only", url: url("floor", `${SOURCE}/Patient/${PATIENT_ID}`), headers: KEY },
-    edge: { label: "edge (streamed)", url: url("edge", `${SOURCE}/Patient/${PATIENT_ID}`), headers: KEY },
-    limited: { label: "edge, rate limiting on (PROXY_RATE_LIMITS=*:RATE_LIMIT_BENCH)", url: url("edge-limited", `${SOURCE}/Patient/${PATIENT_ID}`), headers: KEY },
+    bare: { label: "bare pass-through Worker", url: `${w.passthroughUrl}fhir/R4/Patient/${PATIENT_ID}`, headers: {} },
+    floor: { label: "floor: hand-written Worker, the edge's duties only", url: `${w.floorUrl}${read}`, headers: key },
+    edge: { label: "edge (streamed), rate limiting off", url: `${w.edgeUrl}${read}`, headers: key },
+    limited: { label: "edge, rate limiting on (PROXY_RATE_LIMITS=*:RATE_LIMIT_BENCH)", url: `${w.limitedEdgeUrl}${read}`, headers: key },
   };
   for (const row of Object.values(rows)) {
     const res = await fetch(row.url, { headers: row.headers });
-    if (res.status !== 200) throw new Error(`${row.label} answered ${res.status}`);
     await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`open loop: ${row.label} answered ${res.status}`);
   }
   // The limited edge asks its binding: a client mapped to one that refuses gets 429.
   const refused = await fetch(rows.limited.url, { headers: { "X-Api-Key": REFUSED_KEY } });
-  if (refused.status !== 429) throw new Error(`the rate-limited edge answered ${refused.status} to a refused client, not 429`);
   await refused.arrayBuffer();
+  if (refused.status !== 429) throw new Error(`the rate-limited edge answered ${refused.status} to a refused client, not 429`);
 
-  const generator = await autocannon();
-  const run = await import("autocannon" as string).then((m: { default: (o: Record<string, unknown>) => Promise<{ requests: { total: number }; duration: number; latency: { p50: number; p99: number }; non2xx: number; errors: number }> }) => m.default);
-
-  console.log("closed loop, 32 connections: bare, edge, edge with rate limiting (alternated)");
-  const closed: Record<"bare" | "edge" | "limited", number[]> = { bare: [], edge: [], limited: [] };
-  for (let rep = 0; rep < REPS; rep++) {
-    for (const id of ["bare", "edge", "limited"] as const) {
-      const r = await generator.run({ url: rows[id].url, headers: rows[id].headers, connections: 32, seconds: SECONDS });
-      if (r.badStatus > 0 || r.errors > 0) throw new Error(`${id}: ${r.badStatus} bad answers, ${r.errors} errors`);
+  // Rate limiting on versus off, alternated (rotating who goes first), after a warm-up of the new edge.
+  o.log(`rate limiting on versus off: ${o.reps} alternating pairs of ${o.seconds} s at ${o.connections} connections`);
+  await o.generator.run({ url: rows.limited.url, headers: key, connections: o.connections, seconds: 1 });
+  const closed = { edge: [] as number[], limited: [] as number[] };
+  const cpu = { edge: [] as number[], limited: [] as number[] };
+  for (let rep = 0; rep < o.reps; rep++) {
+    for (const id of rep % 2 === 0 ? (["edge", "limited"] as const) : (["limited", "edge"] as const)) {
+      const cpu0 = cpuSecondsOf([w.pid]);
+      const r = await o.generator.run({ url: rows[id].url, headers: rows[id].headers, connections: o.connections, seconds: o.seconds });
+      const used = cpuSecondsOf([w.pid]) - cpu0;
+      if (r.badStatus > 0 || r.errors > 0 || r.requests === 0) throw new Error(`${rows[id].label}: ${r.requests} requests, ${r.badStatus} bad answers, ${r.errors} errors`);
       closed[id].push(r.rps);
+      cpu[id].push((used * 1000) / r.requests);
     }
   }
-  const bareRps = median(closed.bare);
-  const rate = Math.round(bareRps / 2);
 
-  console.log(`open loop at ${rate} req/s (half the bare Worker's ${Math.round(bareRps)})`);
-  const open: Record<"bare" | "floor" | "edge", Array<{ p50: number; p99: number; rps: number }>> = { bare: [], floor: [], edge: [] };
-  for (let rep = 0; rep < REPS; rep++) {
-    for (const id of ["bare", "floor", "edge"] as const) {
-      const r = await run({ url: rows[id].url, headers: rows[id].headers, connections: 64, duration: SECONDS, overallRate: rate, pipelining: 1, timeout: 10 });
-      if (r.non2xx > 0 || r.errors > 0) throw new Error(`${id}: ${r.non2xx} bad answers, ${r.errors} errors`);
+  const rate = Math.round(o.bareRps / 2);
+  o.log(`open loop at ${rate} req/s (half the bare Worker's ${Math.round(o.bareRps)}): bare, floor, edge, ${o.reps} rounds of ${o.seconds} s`);
+  const autocannon = ((await import("autocannon" as string)) as { default: AutocannonRun }).default;
+  const open = { bare: [] as Array<{ p50: number; p99: number; rps: number }>, floor: [] as Array<{ p50: number; p99: number; rps: number }>, edge: [] as Array<{ p50: number; p99: number; rps: number }> };
+  for (let rep = 0; rep < o.reps; rep++) {
+    const order = (["bare", "floor", "edge"] as const).map((_, i, a) => a[(i + rep) % a.length]!);
+    for (const id of order) {
+      // More connections than the rate needs at these latencies, so a slow answer does not hold the next request back.
+      const r = await autocannon({ url: rows[id].url, headers: rows[id].headers, connections: 64, duration: o.seconds, overallRate: rate, pipelining: 1, timeout: 10 });
+      if (r.non2xx > 0 || r.errors > 0) throw new Error(`open loop, ${rows[id].label}: ${r.non2xx} bad answers, ${r.errors} errors`);
       open[id].push({ p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.total / r.duration });
     }
   }
 
-  const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
-  const lines = [
-    "# fhir-edge: open-loop latency and the cost of rate limiting",
-    "",
-    `Written by \`node bench/open-loop.ts\` on ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}; ${REPS} repetitions of ${SECONDS} s per row, medians; ${generator.version}. Same processes and pinning as bench/results.md (workerd with the deploy build; load generator and upstream on one core, workerd on the other). One run on a shared machine: compare rows with each other.`,
-    "",
-    `## Open loop: ${rate} req/s (half of the bare Worker's ${Math.round(bareRps)} req/s at 32 connections), 2 KB Patient read`,
-    "",
-    "autocannon `overallRate` over 64 connections, latencies corrected for coordinated omission.",
-    "",
-    "| row | req/s sent | p50 ms | p99 ms |",
-    "|---|---:|---:|---:|",
-    ...(["bare", "floor", "edge"] as const).map((id) => `| ${rows[id].label} | ${fmt(median(open[id].map((x) => x.rps)))} | ${fmt(median(open[id].map((x) => x.p50)))} | ${fmt(median(open[id].map((x) => x.p99)))} |`),
-    "",
-    "## Rate limiting on versus off: 32 connections, closed loop, 2 KB Patient read",
-    "",
-    "The limit is never reached: every request pays the check, none is refused. The binding is a stand-in (an RPC to an in-memory limiter Worker in the same workerd); see the header of bench/open-loop.ts.",
-    "",
-    "| row | req/s | range | × rate limiting off |",
-    "|---|---:|---:|---:|",
-    ...(["edge", "limited"] as const).map(
-      (id) => `| ${rows[id].label} | ${fmt(median(closed[id]))} | ${fmt(Math.min(...closed[id]))}–${fmt(Math.max(...closed[id]))} | ${(median(closed[id]) / median(closed.edge)).toFixed(2)}x |`,
-    ),
-    `| ${rows.bare.label} (for scale) | ${fmt(bareRps)} | ${fmt(Math.min(...closed.bare))}–${fmt(Math.max(...closed.bare))} | – |`,
-    "",
+  const result: OpenLoopResult = {
+    rate,
+    open: (["bare", "floor", "edge"] as const).map((id) => ({
+      label: rows[id].label,
+      p50Ms: median(open[id].map((x) => x.p50)),
+      p99Ms: median(open[id].map((x) => x.p99)),
+      rps: median(open[id].map((x) => x.rps)),
+    })),
+    limiting: (["edge", "limited"] as const).map((id) => ({ label: rows[id].label, rps: median(closed[id]), min: Math.min(...closed[id]), max: Math.max(...closed[id]), cpuMsPerRequest: median(cpu[id]) })),
+    sections: [],
+  };
+  const f = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
+  const off = result.limiting[0]!;
+  result.sections = [
+    {
+      title: `Open loop: ${rate} req/s on the 2 KB read, bare vs floor vs edge`,
+      lines: [
+        `Requests sent at a fixed **${rate} req/s** (half of the bare Worker's ${Math.round(o.bareRps)} req/s at ${o.connections} connections in the tables above) to the 2 KB Patient read, whatever the answers' pace: autocannon \`overallRate\` over 64 connections, latencies corrected for coordinated omission (a request counts from when it was due), in whole milliseconds.`,
+        `${o.reps} rounds of ${o.seconds} s, the three rows in turn (rotating who goes first); medians. "req/s answered" below the rate means the row could not keep up with it (its latencies then include the queue).`,
+      ],
+      markdown: ["| row | req/s answered | p50 ms | p99 ms |", "|---|---:|---:|---:|", ...result.open.map((r) => `| ${r.label} | ${f(r.rps)} | ${f(r.p50Ms)} | ${f(r.p99Ms)} |`)],
+    },
+    {
+      title: "Rate limiting on versus off: the edge on the 2 KB read",
+      lines: [
+        `The edge's req/s at ${o.connections} connections (closed loop, ${o.generator.version}) without \`PROXY_RATE_LIMITS\`, and on a second edge of the same build in the same workerd with \`PROXY_RATE_LIMITS=*:RATE_LIMIT_BENCH\`, alternated, ${o.reps} pairs of ${o.seconds} s after a 1 s warm-up; medians.`,
+        "The limit is never reached, so every request pays the check and none is refused; first, a client mapped to a binding that refuses everything got 429, so the edge really asks.",
+        "Plain workerd has no Rate Limiting binding: RATE_LIMIT_BENCH is a service binding to bench/ratelimit-worker.js in the same workerd (an RPC per request, a counter in memory), standing in for Cloudflare's, whose check is a call to a service in the same location.",
+      ],
+      markdown: [
+        "| row | req/s | range | × rate limiting off | workerd CPU ms per request |",
+        "|---|---:|---:|---:|---:|",
+        ...result.limiting.map((r) => `| ${r.label} | ${f(r.rps)} | ${f(r.min)}–${f(r.max)} | ${(r.rps / off.rps).toFixed(2)}x | ${r.cpuMsPerRequest.toFixed(3)} |`),
+      ],
+    },
   ];
-  writeFileSync(join(BENCH_DIR, "results-open-loop.md"), lines.join("\n"));
-  console.log(lines.join("\n"));
+  return result;
 }
-
-onStop(() => undefined);
-main()
-  .then(stopAll)
-  .catch(async (error) => {
-    console.error(error);
-    await stopAll();
-    process.exitCode = 1;
-  });

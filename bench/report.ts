@@ -58,8 +58,8 @@ export interface Report {
   commands: string[];
   highConcurrency: number;
   rows: RowResult[];
-  /** Rows that need words beyond the tables (aggregation, subscription intake). */
-  sections: Array<{ title: string; lines: string[] }>;
+  /** Rows that need words beyond the tables (aggregation, subscription intake, open loop, Bulk Data): bullets, then any markdown (a table). */
+  sections: Array<{ title: string; lines: string[]; markdown?: string[] }>;
   targets: TargetCheck[];
   token: string[];
   micro: MicroResult[];
@@ -149,6 +149,7 @@ export function renderMarkdown(report: Report): string {
   for (const section of report.sections) {
     lines.push("", `## ${section.title}`, "");
     for (const l of section.lines) lines.push(`- ${l}`);
+    if (section.markdown) lines.push("", ...section.markdown);
   }
 
   lines.push("", "## Targets (issue 6)", "");

@@ -6,7 +6,10 @@
  * pass-through Worker, puts nginx (when installed) beside them, and drives
  * every row of bench/targets.ts with the same load generator against the
  * same fixed upstream, alternating rows so drift hits all alike. Then runs
- * the micro-benchmarks in workerd and writes bench/results.md and
+ * the micro-benchmarks in workerd, then the sections measured their own way
+ * in the same workerd: open-loop latency and rate limiting on versus off
+ * (bench/open-loop.ts), a large Bulk Data file (bench/bulk-stream.ts), and
+ * last the subscription intake; writes bench/results.md and
  * bench/results.svg. Every process it starts, it stops, also on failure.
  *
  * Environment (all optional): BENCH_SECONDS (per run, default 2),
@@ -15,8 +18,10 @@
  * BENCH_TOKEN_LIFETIME (seconds, default 20), BENCH_LOADGEN
  * (wrk|autocannon; by default wrk when on PATH, else autocannon, which
  * `npm ci` installs; the intake row always uses autocannon), BENCH_SKIP_MICRO=1, BENCH_ROWS=<id>,<id> (a subset of
- * bench/targets.ts), BENCH_INSPECTOR=<port> (opens workerd's inspector, for
- * bench/profile.ts).
+ * bench/targets.ts; the open-loop section runs when bare-patient is among
+ * them), BENCH_BULK_MB (the Bulk Data file, MiB, default 256; 0 skips the
+ * section), BENCH_BULK_RUNS (downloads per row, default 3), BENCH_INSPECTOR=<port>
+ * (opens workerd's inspector, for bench/profile.ts).
  * Only erasable TypeScript: Node runs this file as it is.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -27,6 +32,9 @@ import { fileURLToPath } from "node:url";
 import { unstable_readConfig } from "wrangler";
 import { BUNDLE_BUDGET_GZIP_BYTES, buildForDeploy, measureBundle } from "./bundle-size.ts";
 import { AGGREGATE_COUNT, PATIENT_ID, SEARCHSET_ENTRIES, SLOW_DELAY_MS, intakeNotificationJson, searchsetJson } from "./fixtures.ts";
+import { startBulkServer } from "../test/peers/bulk-server.ts";
+import { bulkEdgeBindings, measureBulkStream, type BulkRow } from "./bulk-stream.ts";
+import { limitedEdgeOptions, measureOpenLoop, type OpenLoopResult } from "./open-loop.ts";
 import { BACKOFF_BATCH, CONNECTION_BATCH, GAP_BATCH, MICRO_UPSTREAM } from "./micro/batches.ts";
 import { autocannon, loadGenerator, type LoadGenerator, type LoadRun } from "./loadgen.ts";
 import { startNginx, type Nginx } from "./nginx.ts";
@@ -63,6 +71,9 @@ const TOKEN_REFRESH_EVERY = TOKEN_LIFETIME - Math.min(60, TOKEN_LIFETIME * 0.1);
 const DRAIN_TIMEOUT_MS = 60_000;
 /** A safety net only: the bench is sized to finish in well under five minutes. */
 const WATCHDOG_MS = 9 * 60_000;
+/** The Bulk Data section's file (MiB; 0 skips it) and downloads per row. */
+const BULK_MB = Number(process.env.BENCH_BULK_MB ?? 256);
+const BULK_RUNS = Number(process.env.BENCH_BULK_RUNS ?? 3);
 
 const started = Date.now();
 const log = (msg: string) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)} s] ${msg}`);
@@ -313,6 +324,10 @@ async function main(): Promise<void> {
   const receiver = await startReceiver(["a", "b"]);
   onStop(() => receiver.close());
 
+  // The Bulk Data server (the tests' peer) for the Bulk Data section, in this process; it accepts any token.
+  const bulk = await startBulkServer({ expectAuthorization: () => true });
+  onStop(() => bulk.close());
+
   const wrangler = unstable_readConfig({ config: join(ROOT, "wrangler.toml") });
   const upstreamBase = `127.0.0.1:${upstreamPort}/fhir/R4`;
   const channels = {
@@ -353,9 +368,13 @@ async function main(): Promise<void> {
         `fhir+http://127.0.0.1:${upstreamPort}/oauth/fhir/R4?client_id=${BENCH_CLIENT_ID}&client_secret=env:BENCH_CLIENT_SECRET&token_url=${token.url}`,
       BENCH_CLIENT_SECRET,
       TOKEN_CACHE_KEY: "bench-token-cache-key-not-a-secret",
+      ...bulkEdgeBindings(bulk),
     },
     upstreamOrigin: `http://127.0.0.1:${upstreamPort}`,
     core: proxyCore,
+    // The open-loop section's second edge, rate limiting on, and the Bulk Data section's bare Worker.
+    limitedEdge: limitedEdgeOptions(join(BENCH_DIR, "ratelimit-worker.js")),
+    bulkOrigin: bulk.origin,
   });
   const nginx = await startNginx(join(OUT, "nginx"), upstreamPort, proxyCore);
   const env: Env = { upstream, workerd, nginx, proxyCore, events: { last: 0, accepted: new Set() } };
@@ -425,6 +444,18 @@ async function main(): Promise<void> {
     const rb = pairedRps.get(b);
     return ra && rb && ra.length === rb.length ? median(ra.map((x, i) => x / rb[i]!)) : undefined;
   };
+
+  // Open loop and rate limiting (issue 14), then a large Bulk Data file (issue 12): each alone, before the intake leaves work behind.
+  let openLoop: OpenLoopResult | undefined;
+  const bareSamples = samples.get("bare-patient")?.throughput ?? [];
+  if (bareSamples.length > 0) {
+    openLoop = await measureOpenLoop({ workerd, generator, bareRps: median(bareSamples.map((x) => x.rps)), connections: HIGH, seconds: SECONDS, reps: REPS, log });
+  }
+  let bulkRows: BulkRow[] | undefined;
+  let bulkSection: Report["sections"][number] | undefined;
+  if (BULK_MB > 0 && BULK_RUNS > 0) {
+    ({ rows: bulkRows, section: bulkSection } = await measureBulkStream({ workerd, bulk, mb: BULK_MB, runs: BULK_RUNS, log }));
+  }
 
   // Rows that leave work behind (the relay's deliveries) run last, alone, then drain.
   const drains: DrainResult[] = [];
@@ -551,6 +582,9 @@ async function main(): Promise<void> {
     }
   }
 
+  if (openLoop) sections.push(...openLoop.sections);
+  if (bulkSection) sections.push(bulkSection);
+
   const one = active.find((t) => t.via === "edge")!;
   const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? os.cpus()[0]?.model ?? "?";
   const osName = /PRETTY_NAME="([^"]*)"/.exec(safeRead("/etc/os-release"))?.[1] ?? os.type();
@@ -559,7 +593,7 @@ async function main(): Promise<void> {
     durationSeconds: (Date.now() - started) / 1000,
     machine: [
       `${osName}, Linux ${os.release()}, ${os.arch()}`,
-      `${os.cpus().length} cores (${cpuModel}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB memory; load average at start ${loadAtStart.map((l) => l.toFixed(2)).join(" ")}`,
+      `${os.cpus().length} cores (${cpuModel}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB memory; load average (1, 5, 15 min) at start ${loadAtStart.map((l) => l.toFixed(2)).join(" ")}, at end ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`,
     ],
     versions: [
       `Node ${process.version}; workerd ${workerd.version}; wrangler ${packageVersion("wrangler")}; hono ${packageVersion("hono")}; jose ${packageVersion("jose")}`,
@@ -570,6 +604,7 @@ async function main(): Promise<void> {
       `Each row runs ${REPS} times at 1 connection (latency) and ${REPS} times at ${HIGH} connections (throughput), ${SECONDS} s per run (or a row's own shorter time, see notes), after a 1 s warm-up; every block of runs takes the rows in a new shuffled order (seeded), so machine drift and the row before hit all rows alike. The tables show medians.`,
       `The two ratio targets are measured once more, paired: after the shuffled blocks, the rows they compare (${PAIRED_GROUPS.map((g) => g.join(", ")).join("; and ")}) run in turn at ${HIGH} connections for 1 s each, ${PAIR_CYCLES} cycles, and each ratio is the median of its per-cycle ratios, so both sides of a ratio see the same moment of this machine. The tables show the shuffled blocks' medians.`,
       "The edge is `wrangler deploy --dry-run --outdir bench/out/edge` run by workerd directly from a generated config (bench/out/workerd.capnp): its bindings as in wrangler.toml (KV served by a small in-memory KV Worker, the TokenCoordinator and ChannelObject Durable Objects SQLite-backed in a fresh bench/out/do-storage (workerd's in-memory storage has no SQL API), ALLOW_INSECURE_HTTP=true for the http upstream and channel targets), the bare pass-through Worker (bench/passthrough-worker.js), the floor Worker (bench/floor-worker.js: hand-written, no framework, doing only the edge's per-request duties on a read or search: request id, constant-time API key, path check, header rules both ways, per-attempt timeout, text rewrite of a search's body, one log line), all in the same workerd process. Not `wrangler dev` or Miniflare: both add Workers of their own to every request (Miniflare's outbound interceptor sits on every fetch).",
+      `After the paired phase, each alone in the same workerd: the open-loop and rate-limiting sections (${REPS} rounds of ${SECONDS} s per row; the open loop's rate is half the bare Worker's req/s from the tables, so the bare Worker is not run closed-loop again) and the Bulk Data section (${BULK_RUNS} downloads of ${BULK_MB} MiB per row after one of each to check them); then the intake row. These sections are trimmed to the bench's run length (the separate scripts they replace ran 3 s rounds and their own closed-loop bare runs) to keep the whole bench within about 6 minutes on this 2-core machine.`,
       "Clients authenticate to the edge (and the floor Worker) with an API key (X-Api-Key); the edge logs one JSON line per request (ACCESS_LOG=all, the default; workerd's stdout, discarded).",
       "CPU per request: the user+system CPU time of the proxy's process(es) from /proc/<pid>/stat over a run, divided by the requests of that run. For workerd that is the whole runtime (HTTP parsing both ways, the socket to the upstream, JavaScript), more than Cloudflare bills (JavaScript CPU only), so it is an upper bound; the bare Worker's figure is the runtime's share.",
       `"Other load on proxy core": the proxy core's busy time from /proc/stat not spent by the proxy, as a share of the run: how much this shared machine disturbed that run.`,
@@ -617,6 +652,11 @@ async function main(): Promise<void> {
     );
   }
   for (const t of targets) console.log(`  ${t.met ? "met " : "MISS"} ${t.goal}: ${t.measured}`);
+  if (openLoop) {
+    for (const r of openLoop.open) console.log(`  open loop ${openLoop.rate} req/s, ${r.label}: p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms (${Math.round(r.rps)} req/s answered)`);
+    for (const r of openLoop.limiting) console.log(`  ${r.label}: ${Math.round(r.rps)} req/s, ${r.cpuMsPerRequest.toFixed(3)} ms CPU per request`);
+  }
+  for (const r of bulkRows ?? []) console.log(`  Bulk Data ${BULK_MB} MiB, ${r.label}: ${r.mbPerSecond.toFixed(0)} MB/s, ${r.cpuMsPerMb.toFixed(2)} ms CPU per MB`);
   const broken = rows.filter((r) => (r.throughput?.errors ?? 0) + (r.throughput?.badStatus ?? 0) > 0);
   if (broken.length > 0) throw new Error(`errors or non-2xx answers in: ${broken.map((r) => r.target.label).join(", ")}`);
 }

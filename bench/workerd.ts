@@ -42,6 +42,15 @@ export interface WorkerdOptions {
   edgeBindings: Record<string, string>;
   upstreamOrigin: string;
   core: number | undefined;
+  /**
+   * A second edge (`edge-limited`: the same build, its own Durable Object
+   * keys) with these extra bindings, and service bindings (binding name to
+   * entrypoint) on a limiter Worker (`script`) that stands in for Cloudflare's
+   * Rate Limiting binding, which plain workerd does not have.
+   */
+  limitedEdge?: { script: string; bindings: Record<string, string>; services: Record<string, string> } | undefined;
+  /** A second bare pass-through Worker (`passthrough-bulk`) to this origin (the Bulk Data server). */
+  bulkOrigin?: string | undefined;
 }
 
 export interface Workerd {
@@ -51,6 +60,8 @@ export interface Workerd {
   passthroughUrl: string;
   /** Present when the options asked for them. */
   floorUrl: string | undefined;
+  limitedEdgeUrl: string | undefined;
+  bulkPassthroughUrl: string | undefined;
   version: string;
 }
 
@@ -74,9 +85,10 @@ export function workerdConfig(options: WorkerdOptions): string {
   const sqlite = new Set((w.migrations ?? []).flatMap((m) => m.new_sqlite_classes ?? []));
   const doBindings = (w.durable_objects?.bindings ?? []).filter((b) => !b.script_name);
   const classes = [...new Set(doBindings.map((b) => b.class_name))];
-  const edgeBindings = (extra: Record<string, string>, keyPrefix: string) => {
+  const edgeBindings = (extra: Record<string, string>, keyPrefix: string, services: Record<string, string>) => {
     const list = [
       ...Object.entries({ ...(w.vars ?? {}), ...options.edgeBindings, ...extra }).map(([k, v]) => binding(k, v)),
+      ...Object.entries(services).map(([k, entrypoint]) => `(name = ${str(k)}, service = (name = "ratelimit", entrypoint = ${str(entrypoint)}))`),
       ...(w.kv_namespaces ?? []).map((kv) => `(name = ${str(kv.binding)}, kvNamespace = "kv")`),
       ...doBindings.map((b) => `(name = ${str(b.name)}, durableObjectNamespace = ${str(b.class_name)})`),
     ];
@@ -84,11 +96,11 @@ export function workerdConfig(options: WorkerdOptions): string {
   durableObjectNamespaces = [ ${classes.map((c) => `(className = ${str(c)}, uniqueKey = ${str(`${keyPrefix}-${c}`)}, enableSql = ${sqlite.has(c)})`).join(", ")} ],`;
   };
   const compat = `compatibilityDate = ${str(w.compatibility_date ?? "2026-10-23")}`;
-  const edgeWorker = (name: string, extra: Record<string, string>, keyPrefix: string) => `const ${name} :Workerd.Worker = (
+  const edgeWorker = (name: string, extra: Record<string, string>, keyPrefix: string, services: Record<string, string> = {}) => `const ${name} :Workerd.Worker = (
   modules = [ ${modules.join(", ")} ],
   ${compat},
   compatibilityFlags = [ ${(w.compatibility_flags ?? []).map(str).join(", ")} ],
-  ${edgeBindings(extra, keyPrefix)}
+  ${edgeBindings(extra, keyPrefix, services)}
   durableObjectStorage = (localDisk = "do-storage"),
   globalOutbound = "internet",
 );`;
@@ -103,10 +115,16 @@ export function workerdConfig(options: WorkerdOptions): string {
     { name: "passthrough", definition: jsWorker("passthrough", options.passthroughScript, { UPSTREAM_ORIGIN: options.upstreamOrigin }) },
   ];
   if (options.floor) workers.push({ name: "floor", definition: jsWorker("floor", options.floor.script, options.floor.bindings) });
+  const limited = options.limitedEdge;
+  if (limited) workers.push({ name: "edge-limited", definition: edgeWorker("edgeLimited", limited.bindings, "fhir-edge-limited", limited.services) });
+  if (options.bulkOrigin) workers.push({ name: "passthrough-bulk", definition: jsWorker("passthroughBulk", options.passthroughScript, { UPSTREAM_ORIGIN: options.bulkOrigin }) });
+  // Workers reached only through bindings: no socket.
+  const internal: Array<{ name: string; definition: string }> = limited ? [{ name: "ratelimit", definition: jsWorker("ratelimit", limited.script, {}) }] : [];
+  const ref = (name: string) => name.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
   return `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
-    ${workers.map((x) => `(name = ${str(x.name)}, worker = .${x.name}),`).join("\n    ")}
+    ${[...workers, ...internal].map((x) => `(name = ${str(x.name)}, worker = .${ref(x.name)}),`).join("\n    ")}
     (name = "kv", worker = .kv),
     (name = "internet", network = (allow = ["public", "private", "local"])),
     (name = "do-storage", disk = (path = ${str(storageDirOf(options))}, writable = true)),
@@ -115,7 +133,7 @@ const config :Workerd.Config = (
     ${workers.map((x) => `(name = ${str(x.name)}, address = "127.0.0.1:0", http = (), service = ${str(x.name)})`).join(",\n    ")}
   ],
 );
-${workers.map((x) => x.definition).join("\n")}
+${[...workers, ...internal].map((x) => x.definition).join("\n")}
 const kv :Workerd.Worker = (
   modules = [ (name = "kv-worker.js", esModule = embed ${str(relative(configDir, options.kvScript))}) ],
   ${compat},
@@ -123,8 +141,8 @@ const kv :Workerd.Worker = (
 `;
 }
 
-/** How many sockets the generated config listens on. */
-const socketCount = (options: WorkerdOptions): number => (options.floor ? 3 : 2);
+/** How many sockets the generated config listens on: one per Worker but the KV and limiter services. */
+const socketCount = (options: WorkerdOptions): number => 2 + [options.floor, options.limitedEdge, options.bulkOrigin].filter(Boolean).length;
 
 /** The workerd binary that wrangler itself runs (the `workerd` package beside it). */
 export function workerdBinary(): string {
@@ -175,6 +193,8 @@ export async function startWorkerd(options: WorkerdOptions): Promise<Workerd> {
     edgeUrl: `http://127.0.0.1:${ports.get("edge")}/`,
     passthroughUrl: `http://127.0.0.1:${ports.get("passthrough")}/`,
     floorUrl: ports.has("floor") ? `http://127.0.0.1:${ports.get("floor")}/` : undefined,
+    limitedEdgeUrl: ports.has("edge-limited") ? `http://127.0.0.1:${ports.get("edge-limited")}/` : undefined,
+    bulkPassthroughUrl: ports.has("passthrough-bulk") ? `http://127.0.0.1:${ports.get("passthrough-bulk")}/` : undefined,
     version: version.replace(/^workerd\s+/, ""),
   };
 }

@@ -70,7 +70,7 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   app.get(ROUTES.root, gate, rateLimit("admin"), statusHandler(deps));
   app.get(ROUTES.status, gate, rateLimit("admin"), statusHandler(deps));
   app.get(ROUTES.consoleSignIn, signInFormHandler);
-  app.post(ROUTES.consoleSignIn, signInHandler(deps.now));
+  app.post(ROUTES.consoleSignIn, rateLimit("sign-in"), signInHandler(deps.now));
   app.post(ROUTES.consoleSignOut, signOutHandler);
   app.get(ROUTES.consoleLive, sessionOrInbound(deps.now), requireAdmin(), rateLimit("admin"), liveFragmentHandler(deps));
   app.get(ROUTES.edgeMetadata, edgeMetadataHandler(deps.now));
@@ -96,7 +96,7 @@ export function createEdge(options: EdgeOptions = {}): Hono<EdgeHonoEnv> {
   app.get("/:source/.well-known/smart-configuration", smartConfigurationHandler);
 
   // Bulk Data locations (status, manifest pages, files) the edge signed for the client that kicked off an export.
-  app.all("/:source/$bulk/:token", inboundAuth(), bulkHandler(deps));
+  app.all("/:source/$bulk/:token", inboundAuth(), rateLimit("client"), bulkHandler(deps));
 
   // Any FHIR interaction, proxied.
   const proxy = proxyHandler(deps, smartScopes, transformer);

@@ -8,7 +8,7 @@ import { isRateLimitBinding } from "./rate-limit-config.ts";
  * requests (proxy and aggregate), an admin client's admin requests, or a
  * channel's incoming notifications.
  */
-export type RateLimitScope = "client" | "admin" | "webhooks";
+export type RateLimitScope = "client" | "admin" | "sign-in" | "webhooks";
 
 /**
  * Seconds until the next 10-second mark of the clock. A binding does not tell
@@ -37,6 +37,9 @@ function limitFor(c: Context<EdgeHonoEnv>, scope: RateLimitScope): { binding: st
     }
     case "admin":
       return limits.admin ? { binding: limits.admin, key: `admin ${c.get("client").name}` } : undefined;
+    case "sign-in":
+      // Before anyone is authenticated: the admin binding, counted per caller address, so keys cannot be tried without limit.
+      return limits.admin ? { binding: limits.admin, key: `sign-in ${c.req.header("CF-Connecting-IP") ?? "unknown"}` } : undefined;
     case "webhooks": {
       if (!limits.webhooks) return undefined;
       // Per caller address too, so a flood of unauthenticated posts cannot spend the real source's count.

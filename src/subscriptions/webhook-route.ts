@@ -8,35 +8,10 @@ import { operationOutcome } from "../fhir/operation-outcome.ts";
 import { channelStub } from "./channel-stub.ts";
 import { parseNotification } from "./notification.ts";
 import { fhirJson } from "../fhir/response.ts";
+import { readLimited } from "../read-limited.ts";
 
 /** The largest notification Bundle accepted (full-resource payloads included). */
 export const MAX_NOTIFICATION_BYTES = 4 * 1024 * 1024;
-
-async function readLimited(request: Request, limit: number): Promise<string> {
-  const declared = Number(request.headers.get("Content-Length") ?? "0");
-  if (declared > limit) throw new InvalidRequestError("body-too-large", `A notification may be at most ${limit} bytes`);
-  if (!request.body) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw new InvalidRequestError("body-too-large", `A notification may be at most ${limit} bytes`);
-    }
-    chunks.push(value);
-  }
-  const all = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    all.set(c, offset);
-    offset += c.byteLength;
-  }
-  return new TextDecoder().decode(all);
-}
 
 const NOT_A_NOTIFICATION: Record<string, string> = {
   "not-a-bundle": "The body must be a FHIR Bundle",
@@ -63,7 +38,7 @@ export const webhookHandler = async (c: Context<EdgeHonoEnv>): Promise<Response>
     throw new UnauthenticatedError(presented ? "invalid-credentials" : "missing-credentials", "Notifications need the channel secret (X-Api-Key or Authorization: Bearer)", 'Bearer realm="fhir-edge-webhooks"');
   }
 
-  const text = await readLimited(c.req.raw, MAX_NOTIFICATION_BYTES);
+  const text = await readLimited(c.req.raw, MAX_NOTIFICATION_BYTES, { code: "body-too-large", message: `A notification may be at most ${MAX_NOTIFICATION_BYTES} bytes` });
   let body: unknown;
   try {
     body = JSON.parse(text);

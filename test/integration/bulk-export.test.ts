@@ -273,6 +273,19 @@ describe("the export belongs to the client that kicked it off; the edge fetches 
     expect(bulk.requests.length).toBe(before);
   });
 
+  it("an edge URL is bound to its source: the same token under another source is 404 and nothing is fetched", async () => {
+    const { statusUrl, manifest } = await exportToManifest("/ehr/$export?_type=Patient");
+    const before = bulk.requests.length;
+    for (const url of [statusUrl, manifest.output[0]!.url]) {
+      const moved = url.replace("/ehr/$bulk/", "/storage/$bulk/");
+      expect(moved).not.toBe(url);
+      const res = await get(moved);
+      expect(res.status).toBe(404);
+      expect(await issueCode(res)).toBe("bulk-url-unknown");
+    }
+    expect(bulk.requests.length).toBe(before);
+  });
+
   it("a file URL edited to point at another host (or altered in any way) is 404 and nothing is fetched", async () => {
     const { manifest } = await exportToManifest("/ehr/$export?_type=Patient");
     const url = manifest.output[0]!.url;

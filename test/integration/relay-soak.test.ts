@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventNumbersOf, notification, type Format } from "../fixtures/notifications.ts";
 import { startSubscriptionSource, type SubscriptionSource } from "../peers/subscription-source.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "../peers/webhook-receiver.ts";
+import { seededRandom } from "../fixtures/seeded-random.ts";
 import { sleep, until } from "./support/poll.ts";
 
 const SEED = Number(process.env.SOAK_SEED ?? 20261201);
@@ -32,17 +33,6 @@ const CHANNELS: ReadonlyArray<{ name: string; format: Format; fhirVersion: strin
   { name: "soak-r4", format: "R4", fhirVersion: "R4" },
 ];
 
-/** mulberry32, the same small PRNG the receiver uses: the plan replays from SEED. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One notification to send: its events (empty for a heartbeat), and how far the source has counted when it is sent. */
 interface Send {

@@ -14,6 +14,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
+import { seededRandom } from "../fixtures/seeded-random.ts";
 
 export interface Delivery {
   ok: boolean;
@@ -49,17 +50,6 @@ function verifiesWithAny(secrets: string[], body: string, headers: Record<string
   });
 }
 
-/** mulberry32: a small seeded PRNG, so a failure pattern replays from its seed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface WebhookReceiver {
   port: number;

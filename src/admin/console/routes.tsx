@@ -4,6 +4,7 @@ import { clearedSession, fromEdgeOrigin, issueSession, readSession, sessionOrInb
 import type { EdgeHonoEnv } from "../../context.ts";
 import { ForbiddenError, InvalidRequestError, UnauthenticatedError } from "../../errors.ts";
 import type { ForwardDeps } from "../../upstream/forward.ts";
+import { readLimited } from "../../read-limited.ts";
 import { requireAdmin } from "../require-admin.ts";
 import { buildStatus } from "../status.ts";
 import { timeLeft } from "./format.ts";
@@ -130,10 +131,9 @@ export const signInHandler =
     const root = consoleRoot(c);
     const config = c.get("config");
     const mode = config.inbound?.mode ?? "api-key";
-    const length = Number(c.req.header("Content-Length") ?? "0");
-    if (length > MAX_FORM_BYTES) throw new InvalidRequestError("form-too-large", "The sign-in form is too large");
-    const form = await c.req.parseBody();
-    const credential = typeof form.credential === "string" ? form.credential.trim() : "";
+    // Read with a cap on the bytes themselves, so a chunked body cannot get past it.
+    const form = new URLSearchParams(await readLimited(c.req.raw, MAX_FORM_BYTES, { code: "form-too-large", message: "The sign-in form is too large" }));
+    const credential = (form.get("credential") ?? "").trim();
     const again = async (status: number, message: string) => {
       const nonce = newNonce();
       return html(c, await render(<SignInPage nonce={nonce} root={root} mode={mode} message={message} />), nonce, status);

@@ -19,7 +19,7 @@ const targetsOf = (channel: ChannelConfig) => channel.targets.map((t) => t.url);
  * not at all, before the 200 goes back.
  */
 export function applyNotification(store: ChannelStore, channel: ChannelConfig, notification: Notification, body: string, now: number): AcceptResult {
-  store.ensureTargets(targetsOf(channel));
+  store.ensureTargets(targetsOf(channel), now);
   store.updateState({ channel: channel.name, lastNotificationAt: now, ...(notification.subscriptionId ? { subscriptionId: notification.subscriptionId } : {}) });
   switch (notification.type) {
     case "handshake":

@@ -135,6 +135,21 @@ export const MIGRATIONS: readonly Migration[] = [
       fromFirstVersion(sql, now);
     },
   },
+  {
+    version: 2,
+    description: "delivery sequence continues after every target's cursor, not only after the stored notifications",
+    up(sql) {
+      // Migration 1 continued after the highest stored delivery; a quiet first-version channel had
+      // trimmed them all while its cursors stood at N, so numbers 1..N (X-Fhir-Edge-Delivery,
+      // webhook-id) were issued again and receivers that dedupe by webhook-id dropped new events.
+      // Only ever raised: a channel already migrated and running keeps its higher number.
+      sql.exec(
+        `UPDATE channel_state SET next_delivery = MAX(next_delivery,
+           COALESCE((SELECT MAX(seq) FROM notifications), 0) + 1,
+           COALESCE((SELECT MAX(cursor) FROM target_state), 0) + 1) WHERE id = 1`,
+      );
+    },
+  },
 ];
 
 /** Runs the migrations not yet applied, each in its own transaction. Safe to call at every start. */

@@ -111,7 +111,7 @@ export class ChannelObject extends DurableObject<Env> {
   /** For `/status`: sequence, gaps, replay reach and each target's cursor, never a body. */
   async status(channelName: string): Promise<ChannelStatus> {
     const channel = this.#channel(channelName);
-    if (channel) this.#store.transaction(() => this.#store.ensureTargets(channel.targets.map((t) => t.url)));
+    if (channel) this.#store.transaction(() => this.#store.ensureTargets(channel.targets.map((t) => t.url), this.#deps.now()));
     return channelStatus(this.#store, channel, this.#inbox.subscribers());
   }
 
@@ -133,7 +133,7 @@ export class ChannelObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const channel = this.#channel(this.#store.state().channel);
     if (!channel) return;
-    this.#store.transaction(() => this.#store.ensureTargets(channel.targets.map((t) => t.url)));
+    this.#store.transaction(() => this.#store.ensureTargets(channel.targets.map((t) => t.url), this.#deps.now()));
     const recovery = this.#recoveryContext(channel);
     const gap = gapDue(this.#store, channel, this.#deps.now());
     if (gap) await recoverGap(recovery, gap);

@@ -105,14 +105,31 @@ export class ChannelStore {
 
   // ------------------------------------------------------------ targets
 
-  /** Rows for configured targets that have none; a target added later starts with the next notification. Outbox rows of targets no longer configured go. */
-  ensureTargets(urls: readonly string[]): void {
+  /**
+   * Rows for configured targets that have none; a target added later starts
+   * with the next notification. A target no longer configured loses its
+   * outbox rows, counted in its `dropped` (its row stays: configured again, it
+   * shows them); what no target waits for any more is settled, so it leaves
+   * with the replay window instead of holding storage and the alarm for
+   * `retentionSeconds`.
+   * @see docs/relay.md#where-the-contract-is-silent
+   */
+  ensureTargets(urls: readonly string[], now: number): void {
     const state = this.state();
     for (const url of urls) {
       this.#sql.exec("INSERT OR IGNORE INTO target_state (url, cursor, last_event) VALUES (?, ?, ?)", url, state.nextDelivery - 1, state.lastEvent);
     }
-    const placeholders = urls.map(() => "?").join(",");
-    this.#sql.exec(`DELETE FROM outbox WHERE target NOT IN (${placeholders || "NULL"})`, ...urls);
+    const notConfigured = `NOT IN (${urls.map(() => "?").join(",") || "NULL"})`;
+    const removed = this.#sql.exec("SELECT 1 FROM outbox WHERE target " + notConfigured + " LIMIT 1", ...urls).toArray().length > 0;
+    if (!removed) return;
+    this.#sql.exec(
+      `UPDATE target_state SET dropped = dropped + (SELECT COUNT(*) FROM outbox o WHERE o.target = target_state.url),
+         cursor = MAX(cursor, (SELECT MAX(o.seq) FROM outbox o WHERE o.target = target_state.url))
+       WHERE url ${notConfigured} AND EXISTS (SELECT 1 FROM outbox o WHERE o.target = target_state.url)`,
+      ...urls,
+    );
+    this.#sql.exec(`DELETE FROM outbox WHERE target ${notConfigured}`, ...urls);
+    this.#sql.exec("UPDATE notifications SET settled_at = ? WHERE settled_at IS NULL AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.seq = notifications.seq)", now);
   }
 
   targets(urls: readonly string[]): TargetRow[] {
@@ -187,9 +204,12 @@ export class ChannelStore {
   }
 
   /**
-   * Retention: keeps at most `maxEvents` notifications, settled ones going
-   * first, and drops pending ones received before `olderThan`; each target
-   * that had not received a dropped one counts it and moves past it.
+   * Retention. `maxEvents` bounds the notifications kept only for replay
+   * (settled ones, oldest first); it never touches a pending one, so a live
+   * target in backoff loses nothing however much piles up. Pending rows go
+   * only by age: those received before `olderThan` (a target gone for good);
+   * each target that had not received a dropped one counts it and moves past it.
+   * @see docs/relay.md#delivery-guarantees ("Storage is bounded")
    */
   enforceRetention(maxEvents: number, olderThan: number): void {
     const total = this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM notifications").one().n;
@@ -199,10 +219,7 @@ export class ChannelStore {
         total - maxEvents,
       );
     }
-    const left = this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM notifications").one().n;
-    const byCount = left > maxEvents ? this.#sql.exec<{ s: number }>("SELECT seq AS s FROM notifications ORDER BY seq LIMIT 1 OFFSET ?", left - maxEvents - 1).one().s : 0;
-    const byAge = this.#sql.exec<{ m: number | null }>("SELECT MAX(seq) AS m FROM notifications WHERE received_at < ?", olderThan).one().m ?? 0;
-    const cut = Math.max(byCount, byAge);
+    const cut = this.#sql.exec<{ m: number | null }>("SELECT MAX(seq) AS m FROM notifications WHERE received_at < ?", olderThan).one().m ?? 0;
     if (cut === 0) return;
     this.#sql.exec(
       `UPDATE target_state SET dropped = dropped + (SELECT COUNT(*) FROM outbox o WHERE o.target = target_state.url AND o.seq <= ?),

@@ -58,9 +58,8 @@ describe("GET /aggregate/:resourceType fan-out limits", () => {
       }
       return searchset("fast.example", ["f1"]);
     });
-    const started = Date.now();
     const res = await app.request("https://edge.example/aggregate/Patient", { headers: KEY }, env(["fast", "slow"], { AGGREGATE_TIMEOUT: "0.2" }));
-    expect(Date.now() - started).toBeLessThan(2000);
+    // The slow source never answers by itself: an answer at all means the timeout cut it off.
     expect(res.status).toBe(200);
     const bundle = (await res.json()) as { total?: number; entry: Array<{ search: { mode: string }; resource: { issue?: Array<{ code: string; diagnostics: string }> } }> };
     expect(bundle.total).toBeUndefined();

@@ -248,14 +248,27 @@ describe("fan-out: retries, dead targets, restarts, retention", () => {
     expect(await delivered("evict-a")).toEqual([1, 2, 3]);
   }, 15_000);
 
-  it("a target gone for good cannot fill storage: retention drops, and /status counts it", async () => {
+  it("retentionEvents never drops what a live target waits for: a target down past the limit gets every event when back; then only replay is trimmed", async () => {
     await control("retention-a", { down: true });
     for (const n of [1, 2, 3, 4, 5]) await post("retention", event("R5", [n]));
     await runDurableObjectAlarm(stub("retention"));
+    const waiting = await runInDurableObject(stub("retention"), (instance) => instance.status("retention"));
+    expect(waiting.pendingDeliveries).toBe(5);
+    expect(waiting.targets[0]).toMatchObject({ dropped: 0, pending: 5 });
+
+    await control("retention-a", { down: false });
+    const got = await eventually(
+      async () => {
+        await runDurableObjectAlarm(stub("retention"));
+        return delivered("retention-a");
+      },
+      (v) => v.length >= 5,
+    );
+    expect(got).toEqual([1, 2, 3, 4, 5]);
+    // Settled, kept only for replay: the count limit applies to them.
+    await runDurableObjectAlarm(stub("retention"));
     const status = await runInDurableObject(stub("retention"), (instance) => instance.status("retention"));
-    expect(status.pendingDeliveries).toBe(2);
-    expect(status.targets[0]).toMatchObject({ dropped: 3, pending: 2, cursor: 3 });
-    // Replay is bounded by the same limit.
+    expect(status.targets[0]).toMatchObject({ dropped: 0, pending: 0, cursor: 5 });
     expect(status.replay).toMatchObject({ retained: 2, oldestEvent: 4 });
   });
 

@@ -122,9 +122,8 @@ describe("4. library: custom aggregate handlers", () => {
       const results = await ctx.searchEach();
       return { resourceType: "Bundle", type: "collection", entry: results.map((r) => ({ resource: r.ok ? r.bundle : r.outcome })) };
     };
-    const started = Date.now();
     const res = await createEdge({ deps, aggregates: { Observation: each } }).request("https://edge.example/aggregate/Observation?sources=ehr,lab", { headers: KEY }, { ...ENV, AGGREGATE_TIMEOUT: "0.2" });
-    expect(Date.now() - started).toBeLessThan(2000);
+    // The slow source never answers by itself: an answer at all means the timeout cut it off.
     const bundle = (await res.json()) as { entry: Array<{ resource: { resourceType: string; issue?: Array<{ code: string }> } }> };
     expect(bundle.entry.map((e) => e.resource.resourceType)).toEqual(["Bundle", "OperationOutcome"]);
     expect(bundle.entry[1]!.resource.issue![0]!.code).toBe("timeout");

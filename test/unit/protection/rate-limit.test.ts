@@ -105,6 +105,28 @@ describe("admin routes and /webhooks have their own limits", () => {
     expect(res.status).toBe(429);
     expect(hooks.keys).toEqual(["webhooks adt 192.0.2.7"]);
   });
+
+  it("counts console sign-in attempts on PROXY_RATE_LIMIT_ADMIN per caller address, before any key is checked", async () => {
+    const admin = limiter(1);
+    const vars = env({ PROXY_RATE_LIMIT_ADMIN: "A", A: admin.binding });
+    const signIn = () =>
+      createEdge().request(
+        "https://edge.example/admin/console/sign-in",
+        { method: "POST", headers: { Origin: "https://edge.example", "Content-Type": "application/x-www-form-urlencoded", "CF-Connecting-IP": "192.0.2.9" }, body: "credential=wrong" },
+        vars,
+      );
+    expect((await signIn()).status).toBe(401);
+    expect((await signIn()).status).toBe(429);
+    expect(admin.keys).toEqual(["sign-in 192.0.2.9", "sign-in 192.0.2.9"]);
+  });
+
+  it("counts Bulk Data status and file URLs on the client's own binding", async () => {
+    const l = limiter(0);
+    const vars = env({ PROXY_RATE_LIMITS: "*:L", L: l.binding });
+    const res = await get("/ehr/$bulk/not-a-token", "app-key", vars);
+    expect(res.status).toBe(429);
+    expect(l.keys).toEqual(["client app"]);
+  });
 });
 
 describe("configuration errors", () => {

@@ -179,6 +179,20 @@ describe("console: sign-in sets a short-lived signed session cookie", () => {
     expect(await page.text()).not.toContain("data-source");
   });
 
+  it("refuses a sign-in form over 16 KB even when it is sent chunked, without a Content-Length", async () => {
+    const chunk = new TextEncoder().encode("credential=" + "x".repeat(8 * 1024));
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 4; i++) controller.enqueue(chunk);
+        controller.close();
+      },
+    });
+    const res = await edge()("/admin/console/sign-in", { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded", Origin: ORIGIN }, body });
+    expect(res.status).toBe(400);
+    expect(await errorCode(res)).toBe("form-too-large");
+    expect(res.headers.get("Set-Cookie")).toBeNull();
+  });
+
   it("refuses a sign-in or sign-out posted from another origin, or with no Origin", async () => {
     for (const origin of ["https://evil.example", "null", null]) {
       const res = await signIn(edge(), "ops-key-2", origin);

@@ -57,7 +57,7 @@ describe("migration from the first version's tables", () => {
 
       const tables = sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_cf_%' ORDER BY name").toArray().map((r) => r.name);
       expect(tables).toEqual(["channel_state", "gaps", "held_notifications", "notifications", "outbox", "schema_migrations", "seen_keys", "target_state"]);
-      expect(sql.exec("SELECT version FROM schema_migrations").toArray()).toEqual([{ version: 1 }]);
+      expect(sql.exec("SELECT version FROM schema_migrations ORDER BY version").toArray()).toEqual([{ version: 1 }, { version: 2 }]);
       const status = await object.status("migrated");
       expect(status).toMatchObject({ subscriptionId: "mig-sub", lastEventNumber: 3, nextDelivery: 4, heldOutOfOrder: 1, pendingGap: { from: 4, to: 4 }, unrecoverableEvents: 3 });
       expect(status.targets.map((t) => [t.target.split("/").pop(), t.cursor, t.pending, t.lastEvent])).toEqual([
@@ -92,6 +92,38 @@ describe("migration from the first version's tables", () => {
       await object.idle();
       expect(posted.slice(-2).map((p) => p.delivery)).toEqual(["6", "6"]);
       expect((await object.status("migrated")).targets.map((t) => t.pending)).toEqual([0, 0]);
+    });
+  });
+
+  it("a quiet channel (no deliveries stored, cursors at 57) continues the delivery sequence after the cursors, so no X-Fhir-Edge-Delivery is issued twice", async () => {
+    await runInDurableObject(CHANNELS.get(CHANNELS.idFromName("migration-quiet")), async (_instance, state) => {
+      const sql = state.storage.sql;
+      for (const { name } of sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_cf_%'").toArray()) sql.exec(`DROP TABLE "${name}"`);
+      sql.exec(FIRST_VERSION_SCHEMA);
+      const hookA = `${bindings.RELAY_RECEIVER}/hooks/migrated-a`;
+      const hookB = `${bindings.RELAY_RECEIVER}/hooks/migrated-b`;
+      for (const [key, value] of [["channel", "migrated"], ["subscriptionId", "mig-sub"], ["lastEvent", "57"]]) sql.exec("INSERT INTO meta (key, value) VALUES (?, ?)", key, value);
+      // Everything was delivered and trimmed: the first version kept no deliveries, only the cursors.
+      sql.exec("INSERT INTO targets (url, cursor, delivered, last_status) VALUES (?, 57, 57, '200'), (?, 57, 57, '200')", hookA, hookB);
+
+      const deliveries: Array<string | null> = [];
+      const deps = {
+        now: () => 1700000100000,
+        fetch: async (request: Request) => {
+          deliveries.push(request.headers.get("X-Fhir-Edge-Delivery"));
+          return new Response(null, { status: 200 });
+        },
+        setAlarm: async () => {},
+      };
+      const object = new ChannelObject(state, env as unknown as Env, deps);
+      expect(await object.status("migrated")).toMatchObject({ lastEventNumber: 57, nextDelivery: 58 });
+
+      const next = notification("R5", "event-notification", { events: [58], subscription: "https://example.org/fhir/Subscription/mig-sub" });
+      const parsed = parseNotification(next);
+      if (!parsed.ok) throw new Error(parsed.error);
+      expect(await object.accept("migrated", parsed.value, JSON.stringify(next))).toMatchObject({ ok: true, stored: 1 });
+      await object.idle();
+      expect(deliveries).toEqual(["58", "58"]);
     });
   });
 });

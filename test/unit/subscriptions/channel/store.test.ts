@@ -1,0 +1,68 @@
+/**
+ * The channel store's target bookkeeping (docs/storage.md, docs/relay.md "Where the contract is
+ * silent"): a target removed from the configuration leaves nothing pending behind. Against the
+ * real ChannelObject and its SQLite storage, with the clock and the targets injected; the
+ * configuration without the target is the same bindings with the channel's `targets` edited.
+ */
+import { env, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { ChannelObject } from "../../../../src/subscriptions/channel/object.ts";
+import { parseNotification } from "../../../../src/subscriptions/notification.ts";
+import { notification } from "../../../fixtures/notifications.ts";
+
+const CHANNELS = (env as unknown as Env).CHANNELS;
+const bindings = env as unknown as Record<string, string>;
+const CHANNEL = "dead-alive";
+
+/** The bindings with the `dead-alive` channel's `dead` target removed. */
+function withoutDeadTarget(): Env {
+  const channels = JSON.parse(bindings.FHIR_CHANNELS!) as Record<string, { targets: Array<{ url: string }> }>;
+  channels[CHANNEL]!.targets = channels[CHANNEL]!.targets.filter((t) => !t.url.endsWith("/dead"));
+  return { ...(env as unknown as Env), FHIR_CHANNELS: JSON.stringify(channels) } as Env;
+}
+
+describe("a target removed from the configuration", () => {
+  it("its pending rows go, counted in its dropped; the notifications it held up are settled, so they leave with the replay window and no retention alarm stays", async () => {
+    await runInDurableObject(CHANNELS.get(CHANNELS.idFromName("removed-target")), async (_instance, state) => {
+      let clock = Date.now() + 86_400_000;
+      const alarms: number[] = [];
+      const deps = {
+        now: () => clock,
+        random: () => 0.5,
+        fetch: async (request: Request) => new Response(null, { status: request.url.endsWith("/dead") ? 503 : 200 }),
+        setAlarm: async (at: number) => {
+          alarms.push(at);
+        },
+      };
+      const before = new ChannelObject(state, env as unknown as Env, deps);
+      for (const n of [1, 2]) {
+        const body = notification("R5", "event-notification", { events: [n] });
+        const parsed = parseNotification(body);
+        if (!parsed.ok) throw new Error(parsed.error);
+        expect(await before.accept(CHANNEL, parsed.value, JSON.stringify(body))).toMatchObject({ ok: true, stored: 1 });
+        await before.idle();
+      }
+      expect((await before.status(CHANNEL)).targets.map((t) => [t.target.split("/").pop(), t.pending])).toEqual([
+        ["dead", 2],
+        ["alive", 0],
+      ]);
+
+      // Deployed again without the dead target.
+      const after = new ChannelObject(state, withoutDeadTarget(), deps);
+      const status = await after.status(CHANNEL);
+      expect(status.targets.map((t) => t.target.split("/").pop())).toEqual(["alive"]);
+      expect(status.pendingDeliveries).toBe(0);
+      const sql = state.storage.sql;
+      expect(sql.exec("SELECT COUNT(*) AS n FROM notifications WHERE settled_at IS NULL").one().n).toBe(0);
+      expect(sql.exec("SELECT dropped, cursor FROM target_state WHERE url LIKE '%/dead'").one()).toEqual({ dropped: 2, cursor: 2 });
+
+      // Past the replay window (24 h), well short of the 7-day retention: the alarm empties storage and schedules nothing more.
+      clock += 24 * 3600 * 1000 + 1;
+      alarms.length = 0;
+      await after.alarm();
+      await after.idle();
+      expect(sql.exec("SELECT (SELECT COUNT(*) FROM notifications) AS n, (SELECT COUNT(*) FROM outbox) AS o").one()).toEqual({ n: 0, o: 0 });
+      expect(alarms).toEqual([]);
+    });
+  });
+});
