@@ -9,7 +9,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestHarness } from "wrangler";
 import { eventNumbersOf, notification } from "../fixtures/notifications.ts";
-import { eventually } from "./support/poll.ts";
+import { eventually, sleep } from "./support/poll.ts";
 
 const SECRET = "inbox-channel-secret";
 const ADMIN = "inbox-admin-key";
@@ -167,7 +167,7 @@ describe("live events: each new event as accepted, in order, one notification Bu
     await client.received(1);
     // Event 3 waits for 2 in the channel's held table; the inbox only reads notifications accepted in order.
     await post("held", [4]);
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     expect(client.events()).toEqual([1]);
     await post("held", [2]);
     await client.received(3);
@@ -182,7 +182,7 @@ describe("live events: each new event as accepted, in order, one notification Bu
     await post("live", [5]);
     await post("live", [6]);
     await client.received(2);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     expect(client.events()).toEqual([5, 6]);
     await client.close();
   });
