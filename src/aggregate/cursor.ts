@@ -1,4 +1,5 @@
-import { fromBase64url, hmacKey, toBase64url } from "../crypto.ts";
+import { fromBase64url, toBase64url } from "../crypto.ts";
+import { hmacKeyOrIsolateKey, signToken, verifyToken } from "../signed-token.ts";
 import { err, ok, type Result } from "../result.ts";
 import type { SourcePosition } from "./merge.ts";
 
@@ -21,6 +22,8 @@ export const MAX_CURSOR_LENGTH = 16_384;
 export const CURSOR_TTL_SECONDS = 3600;
 
 const VERSION = 1;
+/** Cursors are signed under this label, so no other value the edge signs reads as one. */
+const PURPOSE = "fhir-edge aggregate cursor v1.";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -36,7 +39,7 @@ interface Payload {
 }
 
 /**
- * Signs a cursor: `base64url(JSON payload) "." base64url(HMAC-SHA256(key, payload part))`.
+ * Signs a cursor with `signToken`: `base64url(JSON payload) "." base64url(HMAC-SHA256(key, label + payload part))`.
  * The payload is signed, not encrypted: it holds the search the client sent
  * and each source's position relative to its base (never an upstream host or
  * a credential).
@@ -53,9 +56,7 @@ export async function signCursor(state: CursorState, key: CryptoKey, now: number
     s: state.sort,
     p: state.positions.map((p) => ({ n: p.source, a: p.at, k: p.skip, ...(p.total === undefined ? {} : { t: p.total }) })),
   };
-  const body = toBase64url(encoder.encode(JSON.stringify(payload)));
-  const signature = new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(body)));
-  return `${body}.${toBase64url(signature)}`;
+  return signToken(key, PURPOSE, toBase64url(encoder.encode(JSON.stringify(payload))));
 }
 
 const isCount = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n >= 0;
@@ -75,18 +76,15 @@ function readPayload(value: unknown): CursorState | undefined {
 }
 
 /**
- * Verifies a cursor's signature (in constant time, by `crypto.subtle.verify`)
- * before reading anything in it, then its expiry. Who may use it is the
+ * Verifies a cursor's signature (`verifyToken`: strict base64url, constant
+ * time) before reading anything in it, then its expiry. Who may use it is the
  * caller's check (see the aggregate handler).
  * @param now milliseconds since the epoch
  */
 export async function readCursor(token: string, key: CryptoKey, now: number): Promise<Result<CursorState, CursorProblem>> {
-  const dot = token.indexOf(".");
-  if (dot <= 0 || token.length > MAX_CURSOR_LENGTH) return err("invalid");
-  const body = token.slice(0, dot);
-  const signature = fromBase64url(token.slice(dot + 1));
-  if (!signature || signature.length !== 32) return err("invalid");
-  if (!(await crypto.subtle.verify("HMAC", key, signature, encoder.encode(body)))) return err("invalid");
+  if (token.length > MAX_CURSOR_LENGTH) return err("invalid");
+  const body = await verifyToken(key, PURPOSE, token);
+  if (body === undefined) return err("invalid");
   const bytes = fromBase64url(body);
   if (!bytes) return err("invalid");
   let state: CursorState | undefined;
@@ -103,15 +101,11 @@ export async function readCursor(token: string, key: CryptoKey, now: number): Pr
   return ok(state);
 }
 
-let isolateKey: Promise<CryptoKey> | undefined;
-
 /**
  * The HMAC-SHA256 key of cursors: from `AGGREGATE_CURSOR_SECRET` (its UTF-8
- * bytes), imported once per isolate; without it, a random key made once per
- * isolate, so cursors then only work on the isolate that issued them.
+ * bytes); without it, the isolate's random key (`hmacKeyOrIsolateKey`), so
+ * cursors then only work on the isolate that issued them.
  */
 export function cursorKey(secret: string | undefined): Promise<CryptoKey> {
-  if (secret !== undefined) return hmacKey(secret);
-  isolateKey ??= crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]) as Promise<CryptoKey>;
-  return isolateKey;
+  return hmacKeyOrIsolateKey(secret);
 }

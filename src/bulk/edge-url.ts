@@ -1,6 +1,5 @@
-import { base64url } from "jose";
-import { findSecret } from "../auth/constant-time.ts";
-import { hmacKey } from "../crypto.ts";
+import { fromBase64url, toBase64url } from "../crypto.ts";
+import { hmacKeyOrIsolateKey, signToken, verifyToken } from "../signed-token.ts";
 import { err, ok, type Result } from "../result.ts";
 
 /**
@@ -37,6 +36,8 @@ export const MAX_BULK_TOKEN_LENGTH = 8192;
 const VERSION = 1;
 /** Marks the payload as a Bulk Data URL, so no other signed value of the edge reads as one. */
 const PURPOSE = "bulk";
+/** The label the signature covers (see `signToken`): the same separation for the MAC itself. */
+const SIGNING_LABEL = "fhir-edge bulk url v1.";
 const KINDS: ReadonlySet<string> = new Set<BulkUrlKind>(["status", "manifest", "file"]);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -52,13 +53,9 @@ interface Payload {
   e: number;
 }
 
-async function signatureOf(body: string, key: CryptoKey): Promise<string> {
-  return base64url.encode(new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(body))));
-}
-
 /**
  * Signs a Bulk Data location into an opaque path segment, the way aggregate
- * cursors are signed: `base64url(JSON payload) "." base64url(HMAC-SHA256(key, payload part))`.
+ * cursors are signed (`signToken`): `base64url(JSON payload) "." base64url(HMAC-SHA256(key, label + payload part))`.
  * Signed, not encrypted: the payload holds the upstream URL, never a credential.
  * @param now milliseconds since the epoch
  * @see https://www.rfc-editor.org/rfc/rfc2104
@@ -74,27 +71,24 @@ export async function signBulkUrl(claims: BulkUrlClaims, key: CryptoKey, now: nu
     a: claims.credentials ? 1 : 0,
     e: Math.floor(now / 1000) + ttlSeconds,
   };
-  const body = base64url.encode(JSON.stringify(payload));
-  return `${body}.${await signatureOf(body, key)}`;
+  return signToken(key, SIGNING_LABEL, toBase64url(encoder.encode(JSON.stringify(payload))));
 }
 
 /**
- * Verifies a token before reading anything in it, then its expiry. The
- * signature is compared as text with the one this key makes for the payload
- * part, in constant time: only the canonical encoding of a valid signature is
- * accepted, so no byte of a token can change and still pass. Whether the
- * caller may use it (source, client) is the route's check.
+ * Verifies a token before reading anything in it (`verifyToken`: only the
+ * canonical base64url of a valid signature, checked in constant time), then
+ * its expiry. Whether the caller may use it (source, client) is the route's
+ * check.
  * @param now milliseconds since the epoch
  */
 export async function readBulkUrl(token: string, key: CryptoKey, now: number): Promise<Result<BulkUrlClaims, BulkUrlProblem>> {
-  const dot = token.indexOf(".");
-  if (dot <= 0 || token.length > MAX_BULK_TOKEN_LENGTH) return err("invalid");
-  const body = token.slice(0, dot);
-  const expected = await signatureOf(body, key);
-  if (findSecret(token.slice(dot + 1), [expected]) === -1) return err("invalid");
+  if (token.length > MAX_BULK_TOKEN_LENGTH) return err("invalid");
+  const body = await verifyToken(key, SIGNING_LABEL, token);
+  const bytes = body === undefined ? undefined : fromBase64url(body);
+  if (!bytes) return err("invalid");
   let payload: Partial<Payload>;
   try {
-    payload = JSON.parse(decoder.decode(base64url.decode(body))) as Partial<Payload>;
+    payload = JSON.parse(decoder.decode(bytes)) as Partial<Payload>;
   } catch {
     return err("invalid");
   }
@@ -105,18 +99,14 @@ export async function readBulkUrl(token: string, key: CryptoKey, now: number): P
   return ok({ kind: k, source: s, client: c, url: u, credentials: a === 1 });
 }
 
-let isolateKey: Promise<CryptoKey> | undefined;
-
 /**
  * The HMAC-SHA256 key of Bulk Data URLs: from `BULK_URL_SECRET` (its UTF-8
- * bytes); without it, a random key made once per isolate, so an export's URLs
- * then only work on the isolate that issued them (as aggregate cursors do
- * without `AGGREGATE_CURSOR_SECRET`).
+ * bytes); without it, the isolate's random key (`hmacKeyOrIsolateKey`), so an
+ * export's URLs then only work on the isolate that issued them (as aggregate
+ * cursors do without `AGGREGATE_CURSOR_SECRET`).
  */
 export function bulkUrlKey(secret: string | undefined): Promise<CryptoKey> {
-  if (secret !== undefined && secret !== "") return hmacKey(secret);
-  isolateKey ??= crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]) as Promise<CryptoKey>;
-  return isolateKey;
+  return hmacKeyOrIsolateKey(secret);
 }
 
 /** `BULK_URL_SECRET` from the bindings, when set. */

@@ -1,6 +1,6 @@
 import { err, ok, type Result } from "../result.ts";
 import { isValidSigningSecret, WHSEC_PREFIX } from "../subscriptions/standard-webhooks.ts";
-import { HOP_BY_HOP } from "../upstream/headers.ts";
+import { HOP_BY_HOP } from "../upstream/hop-by-hop.ts";
 import { resolveEnvValue } from "./env-value.ts";
 import { HEADER_NAME } from "./source.ts";
 import { SOURCE_NAME, type ConfigIssue } from "./types.ts";

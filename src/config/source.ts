@@ -1,5 +1,6 @@
 import { err, ok, type Result } from "../result.ts";
 import { isHttpUrl } from "../url.ts";
+import { HOP_BY_HOP } from "../upstream/hop-by-hop.ts";
 import { resolveEnvValue } from "./env-value.ts";
 import type { ConfigIssue, JwtAlg, ProtectionPolicy, RetryPolicy, SourceConfig, UpstreamAuth } from "./types.ts";
 
@@ -75,18 +76,12 @@ export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 export const PARAMETER_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 /** What an upstream header value (and a static token) may hold: printable ASCII and tab. Anything else throws or is logged by the runtime. */
 const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
-/** Headers the edge owns on the upstream request; an extra header may not set them. */
-const RESERVED_HEADERS = new Set([
-  "host",
-  "content-length",
-  "transfer-encoding",
-  "connection",
-  "keep-alive",
-  "upgrade",
-  "te",
-  "trailer",
-  "proxy-authorization",
-]);
+/**
+ * Headers the edge owns on the upstream request; an extra header may not set
+ * them. The hop-by-hop ones come from the list the forwarder drops, so the two
+ * cannot drift apart (as `FHIR_CHANNELS` target headers do).
+ */
+const RESERVED_HEADERS: ReadonlySet<string> = new Set([...HOP_BY_HOP, "host", "content-length"]);
 
 /**
  * Validates one source's parameters and resolves `env:NAME` values against

@@ -1,19 +1,4 @@
-/**
- * Hop-by-hop headers apply to one connection and are never forwarded (lower case).
- * Configuration reuses this list for the headers it refuses to let a target set.
- * @see https://www.rfc-editor.org/rfc/rfc9110#section-7.6.1
- */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
+import { HOP_BY_HOP } from "./hop-by-hop.ts";
 
 /** What a client shows the edge, or the platform adds: never forwarded upstream. */
 const CLIENT_ONLY = new Set(["host", "authorization", "x-api-key", "cookie", "content-length", "x-request-id", "cdn-loop", "x-forwarded-proto", "x-real-ip"]);

@@ -18,6 +18,7 @@ import { demoPatients, startFhirServer, type FhirServer } from "../peers/fhir-se
 import { startOAuthServer, type OAuthServer } from "../peers/oauth-server.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "../peers/webhook-receiver.ts";
 import { startEdge, type Edge } from "./support/edge.ts";
+import { eventually } from "./support/poll.ts";
 
 const ADMIN_KEY = "ops-console-key-5d1e";
 const APP_KEY = "app-key-3c9b";
@@ -54,15 +55,6 @@ async function launchBrowser(): Promise<Browser> {
 }
 
 /** Polls (bounded) until `check` passes; returns the last value either way. */
-async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, ms = 30_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (check(value) || Date.now() > until) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 interface StatusJson {
   channels: Array<{ name: string; gaps: Array<{ from: number; to: number; outcome: string }>; targets: Array<{ target: string; lastEvent: number | null; failures: number }> }>;
 }
@@ -114,6 +106,7 @@ beforeAll(async () => {
       const ch = s.channels.find((c) => c.name === "admissions");
       return !!ch && ch.gaps.length > 0 && ch.targets.some((t) => t.target.endsWith("/failing") && t.failures > 1) && ch.targets.some((t) => t.target.endsWith("/ward-app") && t.lastEvent === 4);
     },
+    { timeoutMs: 30_000, everyMs: 200 },
   );
   const channel = status.channels.find((c) => c.name === "admissions")!;
   expect(channel.gaps[0]).toMatchObject({ from: 2, to: 3 });

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { healthy, searchset, startScriptedUpstream, type ScriptedUpstream } from "../peers/scripted-upstream.ts";
 import { startEdge, type Edge } from "./support/edge.ts";
+import { sleep } from "./support/poll.ts";
 
 const ETL = { Authorization: "Bearer etl-key-0123456789" };
 const APP = { Authorization: "Bearer app-key-0123456789" };
@@ -20,7 +21,6 @@ interface Outcome {
   issue: Array<{ code: string; diagnostics?: string; details?: { coding?: Array<{ code: string }> } }>;
 }
 const codeOf = (o: Outcome) => o.issue[0]?.details?.coding?.[0]?.code;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   upstream = await startScriptedUpstream();

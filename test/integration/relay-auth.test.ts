@@ -12,6 +12,7 @@ import { startOAuthServer, type OAuthServer } from "../peers/oauth-server.ts";
 import { startSubscriptionSource, type SubscriptionSource } from "../peers/subscription-source.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "../peers/webhook-receiver.ts";
 import { startEdge, type Edge } from "./support/edge.ts";
+import { eventually } from "./support/poll.ts";
 
 const CLIENT_ID = "edge-relay";
 const CLIENT_SECRET = "relay-client-secret-3b9d";
@@ -52,8 +53,6 @@ afterAll(async () => {
   await Promise.all([receiver?.close(), source?.close(), oauth?.close()]);
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** Posts event `n` as the source would, after the source has counted up to it. */
 async function notify(n: number): Promise<number> {
   source.setSubscription(SUBSCRIPTION, { count: n });
@@ -67,9 +66,7 @@ const delivered = () => [...new Set(receiver.deliveries("guarded").filter((d) =>
 
 /** Bounded wait until the target has `count` distinct events (or the time is up). */
 async function untilDelivered(count: number, timeoutMs = 20_000): Promise<number[]> {
-  const end = Date.now() + timeoutMs;
-  while (delivered().length < count && Date.now() < end) await sleep(150);
-  return delivered();
+  return eventually(delivered, (events) => events.length >= count, { timeoutMs, everyMs: 150 });
 }
 
 const eventsCalls = () => source.answers.filter((a) => a.path.includes("/$events"));

@@ -19,6 +19,7 @@ import { eventNumbersOf, notification, type Format } from "../fixtures/notificat
 import { startSubscriptionSource, type SubscriptionSource } from "../peers/subscription-source.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "../peers/webhook-receiver.ts";
 import { seededRandom } from "../fixtures/seeded-random.ts";
+import { sleep, until } from "./support/poll.ts";
 
 const SEED = Number(process.env.SOAK_SEED ?? 20261201);
 const NOTIFICATIONS_PER_CHANNEL = 100;
@@ -115,18 +116,6 @@ async function startPersistedEdge(vars: Record<string, string>, persistDir: stri
   return { url: await worker.url, dispose: () => worker.dispose() };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` until it returns true or `timeoutMs` passes; answers whether it became true. */
-async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 200): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > end) return false;
-    await sleep(everyMs);
-  }
-}
-
 let receiver: WebhookReceiver;
 let source: SubscriptionSource;
 let edge: RunningEdge | undefined;
@@ -205,7 +194,7 @@ async function quietPeriod(): Promise<void> {
   await until(async () => {
     const states = await channelStates();
     return states.length === CHANNELS.length && states.every((c) => c.pendingDeliveries === 0 && c.heldOutOfOrder === 0);
-  }, 12_000, 300);
+  }, { timeoutMs: 12_000, everyMs: 300 });
   await sleep(500);
 }
 
@@ -270,7 +259,7 @@ describe("subscription relay soak: every event accepted reaches every target, in
 
       const expected = (channel: string) => Array.from({ length: lastOf.get(channel)! }, (_, k) => k + 1);
       const complete = () => CHANNELS.every((c) => TARGETS.every((t) => firstArrivals(t, c.name).length >= lastOf.get(c.name)!));
-      await until(complete, 30_000, 250);
+      await until(complete, { timeoutMs: 30_000, everyMs: 250 });
 
       const missing: string[] = [];
       for (const c of CHANNELS) {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { notification } from "../fixtures/notifications.ts";
 import { startWebhookReceiver, type Delivery, type WebhookReceiver } from "../peers/webhook-receiver.ts";
 import { startEdge, type Edge } from "./support/edge.ts";
+import { eventually } from "./support/poll.ts";
 
 const SECRET = "standard-webhooks-channel-secret";
 const NEW_KEY = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -65,9 +66,7 @@ afterAll(async () => {
 
 /** Waits (bounded) until the target has `n` successful deliveries. */
 async function delivered(name: string, n: number, ms = 15_000): Promise<Delivery[]> {
-  const until = Date.now() + ms;
-  while (receiver.deliveries(name).filter((d) => d.ok).length < n && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-  return receiver.deliveries(name);
+  return eventually(() => receiver.deliveries(name), (all) => all.filter((d) => d.ok).length >= n, { timeoutMs: ms });
 }
 
 describe("every delivery verifies with the standardwebhooks library", () => {

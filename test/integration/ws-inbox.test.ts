@@ -9,6 +9,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestHarness } from "wrangler";
 import { eventNumbersOf, notification } from "../fixtures/notifications.ts";
+import { eventually, sleep } from "./support/poll.ts";
 
 const SECRET = "inbox-channel-secret";
 const ADMIN = "inbox-admin-key";
@@ -102,9 +103,7 @@ class InboxClient {
 
   /** Waits (bounded) until at least `n` frames arrived. */
   async received(n: number, ms = 10_000): Promise<Frame[]> {
-    const until = Date.now() + ms;
-    while (this.frames.length < n && !this.closed && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    return this.frames;
+    return eventually(() => this.frames, (f) => f.length >= n || this.closed !== undefined, { timeoutMs: ms, everyMs: 20 });
   }
 
   /** The event numbers in every Bundle received, in order. */
@@ -142,15 +141,6 @@ function refusedUpgrade(path: string, headers: Record<string, string>, at: URL =
 }
 
 /** Polls (bounded) until `check` passes. */
-async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, ms = 10_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (check(value) || Date.now() > until) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function subscribersOf(ch: string): Promise<Array<{ client: string; acked: number; sent: number }>> {
   const status = (await (await fetch(new URL("/status", base), { headers: { "X-Api-Key": ADMIN } })).json()) as { channels: Array<{ name: string; subscribers?: Array<{ client: string; acked: number; sent: number }> }> };
   return status.channels.find((c) => c.name === ch)?.subscribers ?? [];
@@ -177,7 +167,7 @@ describe("live events: each new event as accepted, in order, one notification Bu
     await client.received(1);
     // Event 3 waits for 2 in the channel's held table; the inbox only reads notifications accepted in order.
     await post("held", [4]);
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     expect(client.events()).toEqual([1]);
     await post("held", [2]);
     await client.received(3);
@@ -192,7 +182,7 @@ describe("live events: each new event as accepted, in order, one notification Bu
     await post("live", [5]);
     await post("live", [6]);
     await client.received(2);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     expect(client.events()).toEqual([5, 6]);
     await client.close();
   });

@@ -1,3 +1,5 @@
+import { toBase64 } from "../../crypto.ts";
+
 /**
  * The console's response headers. Everything the page needs is inline and
  * carries a per-response nonce, so the policy can forbid everything else:
@@ -32,8 +34,5 @@ export function consoleHeaders(nonce: string): Record<string, string> {
 
 /** 128 random bits, base64: a fresh one for every page. */
 export function newNonce(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  let text = "";
-  for (const b of bytes) text += String.fromCharCode(b);
-  return btoa(text);
+  return toBase64(crypto.getRandomValues(new Uint8Array(16)));
 }

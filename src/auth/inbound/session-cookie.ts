@@ -3,6 +3,7 @@ import type { EdgeHonoEnv } from "../../context.ts";
 import { UnauthenticatedError } from "../../errors.ts";
 import { inboundAuth } from "./index.ts";
 import { fromBase64url, toBase64url } from "../../crypto.ts";
+import { hmacKeyOrIsolateKey, signToken, verifyToken } from "../../signed-token.ts";
 
 /**
  * The console's session cookie. `__Host-` makes the browser insist on
@@ -30,27 +31,15 @@ export type SessionCheck =
   | { ok: false; reason: "absent" | "malformed" | "bad-signature" | "expired" };
 
 const encoder = new TextEncoder();
-const keysBySecret = new Map<string, CryptoKey>();
-let isolateKey: CryptoKey | undefined;
 
 /**
  * The HMAC key sessions are signed with: `CONSOLE_SESSION_SECRET` when set
- * (sessions then hold across isolates and deploys), else a random key made
- * once per isolate (a session then only holds on the isolate that made it).
+ * (sessions then hold across isolates and deploys), else the isolate's random
+ * key (a session then only holds on the isolate that made it).
  */
-async function sessionKey(env: Readonly<Record<string, unknown>>): Promise<CryptoKey> {
+function sessionKey(env: Readonly<Record<string, unknown>>): Promise<CryptoKey> {
   const secret = env.CONSOLE_SESSION_SECRET;
-  if (typeof secret === "string" && secret !== "") {
-    let key = keysBySecret.get(secret);
-    if (!key) {
-      key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
-      if (keysBySecret.size > 8) keysBySecret.clear();
-      keysBySecret.set(secret, key);
-    }
-    return key;
-  }
-  isolateKey ??= (await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"])) as CryptoKey;
-  return isolateKey;
+  return hmacKeyOrIsolateKey(typeof secret === "string" ? secret : undefined);
 }
 
 /** For `/status`: where the session key comes from, never the key. */
@@ -78,9 +67,9 @@ export async function issueSession(
   const iat = Math.floor(now / 1000);
   const exp = Math.min(iat + SESSION_TTL_SECONDS, notAfter === undefined ? Infinity : Math.floor(notAfter / 1000));
   const payload = toBase64url(encoder.encode(JSON.stringify({ sub: client, iat, exp } satisfies SessionPayload)));
-  const signature = new Uint8Array(await crypto.subtle.sign("HMAC", await sessionKey(env), encoder.encode(SIGNING_LABEL + payload)));
+  const token = await signToken(await sessionKey(env), SIGNING_LABEL, payload);
   const maxAge = Math.max(0, exp - iat);
-  return { setCookie: `${SESSION_COOKIE}=${payload}.${toBase64url(signature)}; Max-Age=${maxAge}; Path=/; HttpOnly; Secure; SameSite=Strict`, expiresAt: exp * 1000 };
+  return { setCookie: `${SESSION_COOKIE}=${token}; Max-Age=${maxAge}; Path=/; HttpOnly; Secure; SameSite=Strict`, expiresAt: exp * 1000 };
 }
 
 /** The `Set-Cookie` value that ends the session in the browser. */
@@ -99,18 +88,16 @@ export function sessionCookieValue(cookieHeader: string | null | undefined): str
 }
 
 /**
- * Checks a session cookie: its HMAC (compared by `crypto.subtle.verify`,
- * in constant time) and its expiry against `now` (epoch ms).
+ * Checks a session cookie: its HMAC (`verifyToken`: strict base64url,
+ * constant time) and its expiry against `now` (epoch ms).
  */
 export async function readSession(env: Readonly<Record<string, unknown>>, cookieHeader: string | null | undefined, now: number): Promise<SessionCheck> {
   const value = sessionCookieValue(cookieHeader);
   if (value === undefined || value === "") return { ok: false, reason: "absent" };
   const dot = value.indexOf(".");
-  const payloadText = value.slice(0, dot);
-  const signature = fromBase64url(value.slice(dot + 1)) as Uint8Array<ArrayBuffer> | undefined;
-  if (dot === -1 || !signature || value.length > 2048) return { ok: false, reason: "malformed" };
-  const valid = await crypto.subtle.verify("HMAC", await sessionKey(env), signature, encoder.encode(SIGNING_LABEL + payloadText));
-  if (!valid) return { ok: false, reason: "bad-signature" };
+  if (dot === -1 || !fromBase64url(value.slice(dot + 1)) || value.length > 2048) return { ok: false, reason: "malformed" };
+  const payloadText = await verifyToken(await sessionKey(env), SIGNING_LABEL, value);
+  if (payloadText === undefined) return { ok: false, reason: "bad-signature" };
   let payload: Partial<SessionPayload>;
   try {
     payload = JSON.parse(new TextDecoder().decode(fromBase64url(payloadText))) as Partial<SessionPayload>;

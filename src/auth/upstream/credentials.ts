@@ -1,4 +1,5 @@
 import type { SourceConfig } from "../../config/types.ts";
+import { toBase64 } from "../../crypto.ts";
 
 /** How the edge proves itself to one source. */
 export interface UpstreamCredentials {
@@ -16,12 +17,6 @@ export interface UpstreamCredentials {
 
 const encoder = new TextEncoder();
 
-function base64(text: string): string {
-  let binary = "";
-  for (const byte of encoder.encode(text)) binary += String.fromCharCode(byte);
-  return btoa(binary);
-}
-
 /** Static bearer token and basic auth: computed once, nothing to refresh. */
 export function staticCredentials(source: SourceConfig): UpstreamCredentials | undefined {
   const auth = source.auth;
@@ -32,7 +27,7 @@ export function staticCredentials(source: SourceConfig): UpstreamCredentials | u
     header = `Bearer ${auth.token}`;
     raw = [auth.token];
   } else if (auth.kind === "basic") {
-    const encoded = base64(`${auth.username}:${auth.password}`);
+    const encoded = toBase64(encoder.encode(`${auth.username}:${auth.password}`));
     header = `Basic ${encoded}`;
     raw = [encoded, auth.password];
   } else return undefined;

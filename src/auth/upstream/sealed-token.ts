@@ -1,3 +1,4 @@
+import { fromBase64, toBase64 } from "../../crypto.ts";
 import type { TokenGrant } from "./token-response.ts";
 
 const encoder = new TextEncoder();
@@ -14,12 +15,6 @@ function cacheKey(secret: string): Promise<CryptoKey> {
     keys.set(secret, key);
   }
   return key;
-}
-
-function toBase64(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s);
 }
 
 /**
@@ -39,7 +34,7 @@ export async function sealGrant(grant: TokenGrant, secret: string, kvKey: string
 /** The grant, or undefined when the value is not one sealed with this secret under this key. */
 export async function openGrant(value: string, secret: string, kvKey: string): Promise<TokenGrant | undefined> {
   try {
-    const bytes = Uint8Array.from(atob(value), (c) => c.charCodeAt(0));
+    const bytes = fromBase64(value); // throws on text that is not base64: caught below
     const plain = await crypto.subtle.decrypt(
       { name: "AES-GCM", iv: bytes.slice(0, 12), additionalData: encoder.encode(kvKey) },
       await cacheKey(secret),

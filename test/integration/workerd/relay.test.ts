@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { CHANNEL_SECRET, SIGNING_SECRET } from "../../fixtures/relay-channels.ts";
 import { eventNumbersOf, notification, type Format } from "../../fixtures/notifications.ts";
 import { MAX_NOTIFICATION_BYTES } from "../../../src/subscriptions/webhook-route.ts";
+import { eventually } from "../support/poll.ts";
 
 const bindings = env as unknown as Record<string, string>;
 const CHANNELS = (env as unknown as Env).CHANNELS;
@@ -45,16 +46,10 @@ async function setSourceSubscription(id: string, log: Record<string, unknown>) {
 const stub = (channel: string) => CHANNELS.get(CHANNELS.idFromName(channel));
 
 /** Polls (bounded) until `check` passes. */
-async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, ms = 8000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (check(value) || Date.now() > until) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Deliveries land within seconds; 8 s bounds each wait. */
+const WAIT = { timeoutMs: 8000 };
 const delivered = async (target: string) => (await deliveries(target)).filter((d) => d.ok).flatMap((d) => eventNumbersOf(JSON.parse(d.body)));
-const deliveredUntil = (target: string, expected: number[], ms?: number) => eventually(() => delivered(target), (v) => v.length >= expected.length, ms);
+const deliveredUntil = (target: string, expected: number[], ms?: number) => eventually(() => delivered(target), (v) => v.length >= expected.length, { timeoutMs: ms ?? WAIT.timeoutMs });
 
 describe("intake: who may post, and what", () => {
   it("401 without the channel secret or with a wrong one; nothing stored", async () => {
@@ -122,7 +117,7 @@ describe("the three wire forms, delivered in order to every target", () => {
 
   it("signs each delivery: X-Fhir-Edge-Signature = sha256=<hex HMAC-SHA256 of the body>; the target's own headers go along", async () => {
     await post("signed", event("R5", [1]));
-    const [d] = await eventually(() => deliveries("signed-a"), (v) => v.length > 0);
+    const [d] = await eventually(() => deliveries("signed-a"), (v) => v.length > 0, WAIT);
     expect(d!.headers["x-target-tenant"]).toBe("ward-7");
     const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(SIGNING_SECRET), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
     const hex = d!.headers["x-fhir-edge-signature"]!.replace(/^sha256=/, "");
@@ -207,11 +202,11 @@ describe("sequence: dedupe, out of order, gaps", () => {
     await post("per-bundle", a);
     await post("per-bundle", a);
     await post("per-bundle", notification("R5", "event-notification", { events: [1], base: "https://other.example/fhir" }));
-    expect(await (await eventually(() => deliveries("per-bundle-a"), (v) => v.length >= 2)).length).toBe(2);
+    expect(await (await eventually(() => deliveries("per-bundle-a"), (v) => v.length >= 2, WAIT)).length).toBe(2);
     expect((await runInDurableObject(stub("per-bundle"), (instance) => instance.status("per-bundle"))).nextDelivery).toBe(3);
     await post("none", a);
     await post("none", a);
-    expect((await eventually(() => deliveries("none-a"), (v) => v.length >= 2)).length).toBe(2);
+    expect((await eventually(() => deliveries("none-a"), (v) => v.length >= 2, WAIT)).length).toBe(2);
     expect((await runInDurableObject(stub("none"), (instance) => instance.status("none"))).nextDelivery).toBe(3);
   });
 });
@@ -232,7 +227,7 @@ describe("fan-out: retries, dead targets, restarts, retention", () => {
     await control("dead", { down: true, status: 500 });
     for (const n of [1, 2, 3, 4]) await post("dead-alive", event("R5", [n]));
     expect(await deliveredUntil("alive", [1, 2, 3, 4], 3000)).toEqual([1, 2, 3, 4]);
-    const dead = await eventually(() => deliveries("dead"), (v) => v.length > 0);
+    const dead = await eventually(() => deliveries("dead"), (v) => v.length > 0, WAIT);
     expect(dead.length).toBeGreaterThan(0);
     expect(dead.every((d) => !d.ok)).toBe(true);
     const status = await runInDurableObject(stub("dead-alive"), (instance) => instance.status("dead-alive"));

@@ -124,6 +124,9 @@ describe("configuration errors", () => {
     ["bad rewrite_bodies", { FHIR_SOURCE_A: "fhir://h.example/r4?rewrite_bodies=some" }, "rewrite_bodies", "invalid-value"],
     ["bad token_auth", { FHIR_SOURCE_A: "fhir://h.example/r4?client_id=a&client_secret=b&token_auth=jwt" }, "token_auth", "invalid-value"],
     ["reserved header", { FHIR_SOURCE_A: "fhir://h.example/r4?header.Host=evil.example" }, "header.Host", "reserved-header"],
+    // Every hop-by-hop header is reserved, from the forwarder's own list.
+    ["hop-by-hop Proxy-Connection", { FHIR_SOURCE_A: "fhir://h.example/r4?header.Proxy-Connection=x" }, "header.Proxy-Connection", "reserved-header"],
+    ["hop-by-hop Proxy-Authenticate", { FHIR_SOURCE_A: "fhir://h.example/r4?header.Proxy-Authenticate=x" }, "header.Proxy-Authenticate", "reserved-header"],
     ["header with a newline", { FHIR_SOURCE_A: "fhir://h.example/r4?header.X-A=a%0D%0Ab" }, "header.X-A", "invalid-header"],
     ["scheme", { FHIR_SOURCE_A: "https://h.example/r4" }, "url", "invalid-url"],
     // Found by source.property.test.ts: each was accepted and then threw (or was logged by the runtime) on every request.
