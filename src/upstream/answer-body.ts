@@ -42,7 +42,8 @@ function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
   return {
     read: () => reader.read(new Uint8Array(buffer ?? new ArrayBuffer(READ_BUFFER_BYTES))) as Promise<ReadableStreamReadResult<Uint8Array>>,
     recycle: (chunk) => {
-      buffer = chunk.buffer as ArrayBuffer;
+      // Keep a full-size buffer only, so a runtime handing back a smaller one cannot shrink every later read.
+      buffer = chunk.buffer.byteLength >= READ_BUFFER_BYTES ? (chunk.buffer as ArrayBuffer) : undefined;
     },
     cancel: (reason) => reader.cancel(reason),
   };
@@ -145,6 +146,11 @@ function pumpWatched(reader: ChunkReader, first: Uint8Array, at: AnswerContext):
         waitingSince = undefined;
       } catch (error) {
         if (cutOff) return;
+        // The caller gave up (the client disconnected): not the upstream's fault, and nobody to tell.
+        if (error instanceof Error && error.name === "AbortError") {
+          await writer.abort(error).catch(() => {});
+          return;
+        }
         logBreak(at, passed, error, "mid-stream; client connection closed without the end of the answer");
         await writer.abort(new UpstreamAnswerBrokenError(at.sourceName, error)).catch(() => {});
         return;

@@ -119,7 +119,8 @@ export class ChannelStore {
     for (const url of urls) {
       this.#sql.exec("INSERT OR IGNORE INTO target_state (url, cursor, last_event) VALUES (?, ?, ?)", url, state.nextDelivery - 1, state.lastEvent);
     }
-    const notConfigured = `NOT IN (${urls.map(() => "?").join(",") || "NULL"})`;
+    // With no target configured at all, every row is a removed target's (`NOT IN (NULL)` would match none).
+    const notConfigured = urls.length > 0 ? `NOT IN (${urls.map(() => "?").join(",")})` : "IS NOT NULL";
     const removed = this.#sql.exec("SELECT 1 FROM outbox WHERE target " + notConfigured + " LIMIT 1", ...urls).toArray().length > 0;
     if (!removed) return;
     this.#sql.exec(

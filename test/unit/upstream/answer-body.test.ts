@@ -25,6 +25,14 @@ describe("an answer passed on to the client is complete, or a 502, or a stream t
     expect(await new Response(passed).text()).toBe("abc");
   });
 
+  it("a native byte stream over the read buffer (3 MB, read in reused 256 KB buffers) passes byte for byte, and so does the text the edge reads", async () => {
+    const original = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 31 + (i >> 12)) & 0xff);
+    const passed = await passOnBody(new Response(original).body, AT);
+    expect(new Uint8Array(await new Response(passed).arrayBuffer())).toEqual(original);
+    const text = "x".repeat(700 * 1024) + "é".repeat(1000);
+    expect(await readAnswerText(new Response(text), AT)).toBe(text);
+  });
+
   it("an empty answer is no body", async () => {
     expect(await passOnBody(body([], "end"), AT)).toBeNull();
   });

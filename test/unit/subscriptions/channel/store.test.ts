@@ -14,14 +14,52 @@ const CHANNELS = (env as unknown as Env).CHANNELS;
 const bindings = env as unknown as Record<string, string>;
 const CHANNEL = "dead-alive";
 
-/** The bindings with the `dead-alive` channel's `dead` target removed. */
-function withoutDeadTarget(): Env {
-  const channels = JSON.parse(bindings.FHIR_CHANNELS!) as Record<string, { targets: Array<{ url: string }> }>;
-  channels[CHANNEL]!.targets = channels[CHANNEL]!.targets.filter((t) => !t.url.endsWith("/dead"));
+/** The bindings with the `dead-alive` channel's targets filtered (a channel with no target reads it over its WebSocket inbox). */
+function withTargets(keep: (url: string) => boolean): Env {
+  const channels = JSON.parse(bindings.FHIR_CHANNELS!) as Record<string, { targets: Array<{ url: string }>; subscribers?: string[] }>;
+  channels[CHANNEL]!.targets = channels[CHANNEL]!.targets.filter((t) => keep(t.url));
+  if (channels[CHANNEL]!.targets.length === 0) channels[CHANNEL]!.subscribers = ["relay-admin"];
   return { ...(env as unknown as Env), FHIR_CHANNELS: JSON.stringify(channels) } as Env;
 }
+const withoutDeadTarget = () => withTargets((url) => !url.endsWith("/dead"));
 
 describe("a target removed from the configuration", () => {
+  it("with every target removed (the channel keeps only its WebSocket subscribers), nothing stays pending or unsettled either", async () => {
+    await runInDurableObject(CHANNELS.get(CHANNELS.idFromName("all-targets-removed")), async (_instance, state) => {
+      let clock = Date.now() + 86_400_000;
+      const alarms: number[] = [];
+      const deps = {
+        now: () => clock,
+        random: () => 0.5,
+        fetch: async () => new Response(null, { status: 503 }),
+        setAlarm: async (at: number) => {
+          alarms.push(at);
+        },
+      };
+      const before = new ChannelObject(state, env as unknown as Env, deps);
+      for (const n of [1, 2]) {
+        const body = notification("R5", "event-notification", { events: [n] });
+        const parsed = parseNotification(body);
+        if (!parsed.ok) throw new Error(parsed.error);
+        expect(await before.accept(CHANNEL, parsed.value, JSON.stringify(body))).toMatchObject({ ok: true, stored: 1 });
+        await before.idle();
+      }
+      const after = new ChannelObject(state, withTargets(() => false), deps);
+      const status = await after.status(CHANNEL);
+      expect(status.targets).toEqual([]);
+      expect(status.pendingDeliveries).toBe(0);
+      const sql = state.storage.sql;
+      expect(sql.exec("SELECT COUNT(*) AS n FROM outbox").one().n).toBe(0);
+      expect(sql.exec("SELECT COUNT(*) AS n FROM notifications WHERE settled_at IS NULL").one().n).toBe(0);
+      clock += 24 * 3600 * 1000 + 1;
+      alarms.length = 0;
+      await after.alarm();
+      await after.idle();
+      expect(sql.exec("SELECT COUNT(*) AS n FROM notifications").one().n).toBe(0);
+      expect(alarms).toEqual([]);
+    });
+  });
+
   it("its pending rows go, counted in its dropped; the notifications it held up are settled, so they leave with the replay window and no retention alarm stays", async () => {
     await runInDurableObject(CHANNELS.get(CHANNELS.idFromName("removed-target")), async (_instance, state) => {
       let clock = Date.now() + 86_400_000;
