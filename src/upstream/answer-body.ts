@@ -11,6 +11,8 @@ export interface AnswerContext {
    * wait forever.
    */
   idleMs: number;
+  /** The answer's Content-Length, when it gave one: a small answer gets a small read buffer. */
+  expectedBytes?: number;
 }
 
 /**
@@ -29,7 +31,13 @@ interface ChunkReader {
 /** Bytes one read may take: a 200 KB search arrives in one or two reads. */
 const READ_BUFFER_BYTES = 256 * 1024;
 
-function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
+/** The read buffer for an answer: its own length when it said so and fits (plus one, to see the end at once), else the largest. */
+function readBufferBytes(expectedBytes: number | undefined): number {
+  return expectedBytes !== undefined && Number.isSafeInteger(expectedBytes) && expectedBytes >= 0 && expectedBytes < READ_BUFFER_BYTES ? expectedBytes + 1 : READ_BUFFER_BYTES;
+}
+
+function chunkReader(body: ReadableStream<Uint8Array>, expectedBytes?: number): ChunkReader {
+  const size = readBufferBytes(expectedBytes);
   let byob: ReadableStreamBYOBReader | undefined;
   try {
     byob = body.getReader({ mode: "byob" });
@@ -40,10 +48,10 @@ function chunkReader(body: ReadableStream<Uint8Array>): ChunkReader {
   const reader = byob;
   let buffer: ArrayBuffer | undefined;
   return {
-    read: () => reader.read(new Uint8Array(buffer ?? new ArrayBuffer(READ_BUFFER_BYTES))) as Promise<ReadableStreamReadResult<Uint8Array>>,
+    read: () => reader.read(new Uint8Array(buffer ?? new ArrayBuffer(size))) as Promise<ReadableStreamReadResult<Uint8Array>>,
     recycle: (chunk) => {
       // Keep a full-size buffer only, so a runtime handing back a smaller one cannot shrink every later read.
-      buffer = chunk.buffer.byteLength >= READ_BUFFER_BYTES ? (chunk.buffer as ArrayBuffer) : undefined;
+      buffer = chunk.buffer.byteLength >= size ? (chunk.buffer as ArrayBuffer) : undefined;
     },
     cancel: (reason) => reader.cancel(reason),
   };
@@ -84,7 +92,7 @@ async function readWithin(reader: ChunkReader, ms: number): Promise<ReadableStre
  */
 export async function passOnBody(body: ReadableStream<Uint8Array> | null, at: AnswerContext): Promise<ReadableStream<Uint8Array> | null> {
   if (body === null) return null;
-  const reader = chunkReader(body);
+  const reader = chunkReader(body, at.expectedBytes);
   let first: ReadableStreamReadResult<Uint8Array>;
   try {
     first = await readWithin(reader, at.idleMs);
@@ -176,7 +184,7 @@ function pumpWatched(reader: ChunkReader, first: Uint8Array, at: AnswerContext):
  */
 export async function readAnswerText(response: Response, at: AnswerContext): Promise<string> {
   if (response.body === null) return "";
-  const reader = chunkReader(response.body);
+  const reader = chunkReader(response.body, at.expectedBytes);
   const decoder = new TextDecoder();
   let text = "";
   let read = 0;

@@ -2,7 +2,7 @@ import { credentialsFor, type UpstreamCredentials } from "../auth/upstream/index
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeBindings } from "../context.ts";
 import { EdgeError, InvalidRequestError } from "../errors.ts";
-import { passOnBody, readAnswerText } from "./answer-body.ts";
+import { passOnBody, readAnswerText, type AnswerContext } from "./answer-body.ts";
 import { defaultDeps, forward, unlessAbandoned, type ForwardDeps, type ForwardResult, type UpstreamCall } from "./forward.ts";
 import { upstreamRequestHeaders } from "./headers.ts";
 import { isRetryable } from "./retry.ts";
@@ -134,6 +134,10 @@ export function sourceClient(source: SourceConfig, env: EdgeBindings, deps: Forw
     return { response: again.response, attempts: first.attempts + again.attempts };
   }
 
+  const answerContext = (response: Response, requestId: string): AnswerContext => {
+    const length = response.headers.get("Content-Length");
+    return { requestId, sourceName: source.name, idleMs: source.timeoutMs, ...(length !== null && /^\d{1,15}$/.test(length) ? { expectedBytes: Number(length) } : {}) };
+  };
   return {
     source,
     async send(request) {
@@ -155,8 +159,8 @@ export function sourceClient(source: SourceConfig, env: EdgeBindings, deps: Forw
       return run(request.url, request, request.retryable, credentials(), source.headers);
     },
     secrets: () => credentials().secrets(),
-    passOn: (response, requestId) => passOnBody(response.body, { requestId, sourceName: source.name, idleMs: source.timeoutMs }),
-    text: (response, requestId) => readAnswerText(response, { requestId, sourceName: source.name, idleMs: source.timeoutMs }),
+    passOn: (response, requestId) => passOnBody(response.body, answerContext(response, requestId)),
+    text: (response, requestId) => readAnswerText(response, answerContext(response, requestId)),
   };
 }
 
