@@ -23,27 +23,39 @@ function withTargets(keep: (url: string) => boolean): Env {
 }
 const withoutDeadTarget = () => withTargets((url) => !url.endsWith("/dead"));
 
+/** Injected clock, random, fetch (the `dead` target answers 503, or every target when `allFail`) and recorded alarms. */
+function channelDeps(allFail = false) {
+  const alarms: number[] = [];
+  const deps = {
+    clock: Date.now() + 86_400_000,
+    alarms,
+    now: () => deps.clock,
+    random: () => 0.5,
+    fetch: async (request: Request) => new Response(null, { status: allFail || request.url.endsWith("/dead") ? 503 : 200 }),
+    setAlarm: async (at: number) => {
+      alarms.push(at);
+    },
+  };
+  return deps;
+}
+
+/** Accepts event notifications 1 and 2 and waits until their delivery attempts are over. */
+async function acceptEventsOneAndTwo(channel: ChannelObject): Promise<void> {
+  for (const n of [1, 2]) {
+    const body = notification("R5", "event-notification", { events: [n] });
+    const parsed = parseNotification(body);
+    if (!parsed.ok) throw new Error(parsed.error);
+    expect(await channel.accept(CHANNEL, parsed.value, JSON.stringify(body))).toMatchObject({ ok: true, stored: 1 });
+    await channel.idle();
+  }
+}
+
 describe("a target removed from the configuration", () => {
   it("with every target removed (the channel keeps only its WebSocket subscribers), nothing stays pending or unsettled either", async () => {
     await runInDurableObject(CHANNELS.get(CHANNELS.idFromName("all-targets-removed")), async (_instance, state) => {
-      let clock = Date.now() + 86_400_000;
-      const alarms: number[] = [];
-      const deps = {
-        now: () => clock,
-        random: () => 0.5,
-        fetch: async () => new Response(null, { status: 503 }),
-        setAlarm: async (at: number) => {
-          alarms.push(at);
-        },
-      };
+      const deps = channelDeps(true);
       const before = new ChannelObject(state, env as unknown as Env, deps);
-      for (const n of [1, 2]) {
-        const body = notification("R5", "event-notification", { events: [n] });
-        const parsed = parseNotification(body);
-        if (!parsed.ok) throw new Error(parsed.error);
-        expect(await before.accept(CHANNEL, parsed.value, JSON.stringify(body))).toMatchObject({ ok: true, stored: 1 });
-        await before.idle();
-      }
+      await acceptEventsOneAndTwo(before);
       const after = new ChannelObject(state, withTargets(() => false), deps);
       const status = await after.status(CHANNEL);
       expect(status.targets).toEqual([]);
@@ -51,35 +63,20 @@ describe("a target removed from the configuration", () => {
       const sql = state.storage.sql;
       expect(sql.exec("SELECT COUNT(*) AS n FROM outbox").one().n).toBe(0);
       expect(sql.exec("SELECT COUNT(*) AS n FROM notifications WHERE settled_at IS NULL").one().n).toBe(0);
-      clock += 24 * 3600 * 1000 + 1;
-      alarms.length = 0;
+      deps.clock += 24 * 3600 * 1000 + 1;
+      deps.alarms.length = 0;
       await after.alarm();
       await after.idle();
       expect(sql.exec("SELECT COUNT(*) AS n FROM notifications").one().n).toBe(0);
-      expect(alarms).toEqual([]);
+      expect(deps.alarms).toEqual([]);
     });
   });
 
   it("its pending rows go, counted in its dropped; the notifications it held up are settled, so they leave with the replay window and no retention alarm stays", async () => {
     await runInDurableObject(CHANNELS.get(CHANNELS.idFromName("removed-target")), async (_instance, state) => {
-      let clock = Date.now() + 86_400_000;
-      const alarms: number[] = [];
-      const deps = {
-        now: () => clock,
-        random: () => 0.5,
-        fetch: async (request: Request) => new Response(null, { status: request.url.endsWith("/dead") ? 503 : 200 }),
-        setAlarm: async (at: number) => {
-          alarms.push(at);
-        },
-      };
+      const deps = channelDeps();
       const before = new ChannelObject(state, env as unknown as Env, deps);
-      for (const n of [1, 2]) {
-        const body = notification("R5", "event-notification", { events: [n] });
-        const parsed = parseNotification(body);
-        if (!parsed.ok) throw new Error(parsed.error);
-        expect(await before.accept(CHANNEL, parsed.value, JSON.stringify(body))).toMatchObject({ ok: true, stored: 1 });
-        await before.idle();
-      }
+      await acceptEventsOneAndTwo(before);
       expect((await before.status(CHANNEL)).targets.map((t) => [t.target.split("/").pop(), t.pending])).toEqual([
         ["dead", 2],
         ["alive", 0],
@@ -95,12 +92,12 @@ describe("a target removed from the configuration", () => {
       expect(sql.exec("SELECT dropped, cursor FROM target_state WHERE url LIKE '%/dead'").one()).toEqual({ dropped: 2, cursor: 2 });
 
       // Past the replay window (24 h), well short of the 7-day retention: the alarm empties storage and schedules nothing more.
-      clock += 24 * 3600 * 1000 + 1;
-      alarms.length = 0;
+      deps.clock += 24 * 3600 * 1000 + 1;
+      deps.alarms.length = 0;
       await after.alarm();
       await after.idle();
       expect(sql.exec("SELECT (SELECT COUNT(*) FROM notifications) AS n, (SELECT COUNT(*) FROM outbox) AS o").one()).toEqual({ n: 0, o: 0 });
-      expect(alarms).toEqual([]);
+      expect(deps.alarms).toEqual([]);
     });
   });
 });
