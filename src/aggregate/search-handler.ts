@@ -40,7 +40,7 @@ export interface AggregateRouteOptions {
 }
 
 /** JWT clients need `s` on the type (the proxy's own scope rules); nothing goes upstream otherwise. */
-export async function authorizeSearch(c: Context<EdgeHonoEnv>, authorize: RequestAuthorizer, resourceType: string): Promise<void> {
+async function authorizeSearch(c: Context<EdgeHonoEnv>, authorize: RequestAuthorizer, resourceType: string): Promise<void> {
   await authorize(c, { method: "GET", route: routeShape("GET", [resourceType]), segments: [resourceType], search: "", readBody: async () => new ArrayBuffer(0) });
 }
 

@@ -224,7 +224,7 @@ function readInboundAuth(env: Readonly<Record<string, unknown>>, issues: ConfigI
 }
 
 /** Accepts an object (wrangler `[vars.X]` tables) or that object as a JSON string (secrets, `.dev.vars`). */
-export function readJsonVar(value: unknown, variable: string, issues: ConfigIssue[]): Record<string, unknown> {
+function readJsonVar(value: unknown, variable: string, issues: ConfigIssue[]): Record<string, unknown> {
   if (value === undefined || value === null || value === "") return {};
   let parsed: unknown = value;
   if (typeof value === "string") {

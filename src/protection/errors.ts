@@ -1,7 +1,7 @@
 import { EdgeError } from "../errors.ts";
 
 /** `Retry-After` in whole seconds, at least 1, for a moment `retryAt` (ms). */
-export function retryAfterSeconds(retryAt: number, now: number): number {
+function retryAfterSeconds(retryAt: number, now: number): number {
   return Math.max(1, Math.ceil((retryAt - now) / 1000));
 }
 

@@ -15,7 +15,7 @@ function escapeXml(text: string): string {
 }
 
 /** Replaces `rest[].security` of a CapabilityStatement, JSON or XML text. */
-export function replaceSecurity(text: string, xml: boolean, security: CapabilityStatementRestSecurity): string {
+function replaceSecurity(text: string, xml: boolean, security: CapabilityStatementRestSecurity): string {
   if (xml) {
     const element = `<security><cors value="true"/><description value="${escapeXml(security.description ?? "")}"/></security>`;
     return text.replace(/<security>[\s\S]*?<\/security>/g, element);

@@ -117,7 +117,7 @@ function fromSubscriptionStatus(format: WireFormat, status: Json): Result<Notifi
  * A Parameters parameter's (or part's) `value[x]`, whichever type it has.
  * @see https://hl7.org/fhir/R4/parameters.html
  */
-export function parameterValue(p: Readonly<Record<string, unknown>>): unknown {
+function parameterValue(p: Readonly<Record<string, unknown>>): unknown {
   for (const [k, v] of Object.entries(p)) if (k.startsWith("value")) return v;
   return undefined;
 }

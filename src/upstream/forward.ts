@@ -45,7 +45,7 @@ export interface ForwardResult {
 }
 
 /** Throws {@link RequestAbandonedError} once `signal` has fired. */
-export function throwIfAbandoned(signal: AbortSignal | undefined, sourceName: string): void {
+function throwIfAbandoned(signal: AbortSignal | undefined, sourceName: string): void {
   if (signal?.aborted) throw new RequestAbandonedError(sourceName);
 }
 

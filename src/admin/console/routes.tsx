@@ -22,7 +22,7 @@ const MAX_FORM_BYTES = 16 * 1024;
  * route: links and form actions keep it, and stay on the page's own origin
  * (a `PUBLIC_URL` on another origin would be outside the page's CSP).
  */
-export function consoleRoot(c: Context): string {
+function consoleRoot(c: Context): string {
   const path = new URL(c.req.url).pathname.replace(/\/+$/, "");
   const own = CONSOLE_PATHS.find((suffix) => path.endsWith(suffix));
   return own ? path.slice(0, -own.length) : path;

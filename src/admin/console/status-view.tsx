@@ -79,7 +79,7 @@ function Issues({ issues }: { issues: Json[] }) {
   );
 }
 
-export function sourceHealth(source: JsonObject): Health {
+function sourceHealth(source: JsonObject): Health {
   if (source.state !== "ok") return "bad";
   const reach = asObject(source.reachability);
   if (reach.reachable === false) return "bad";
@@ -163,7 +163,7 @@ function behindBy(target: JsonObject, lastEventNumber: number | undefined): numb
   return (asNumber(target.lastEvent) ?? 0) < lastEventNumber ? 1 : 0;
 }
 
-export function channelHealth(channel: JsonObject): Health {
+function channelHealth(channel: JsonObject): Health {
   if (channel.state !== "ok" || asString(channel.error)) return "bad";
   const last = asNumber(channel.lastEventNumber);
   const behind = asArray(channel.targets).some((t) => (behindBy(asObject(t), last) ?? 0) > 0 || (asNumber(asObject(t).failures) ?? 0) > 0);

@@ -78,7 +78,7 @@ export function clearedSession(): string {
 }
 
 /** The session cookie's value in a `Cookie` header, if there is one. */
-export function sessionCookieValue(cookieHeader: string | null | undefined): string | undefined {
+function sessionCookieValue(cookieHeader: string | null | undefined): string | undefined {
   if (!cookieHeader) return undefined;
   for (const part of cookieHeader.split(";")) {
     const eq = part.indexOf("=");
