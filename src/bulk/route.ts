@@ -29,7 +29,8 @@ const unknown = () => new NotFoundError("bulk-url-unknown", "No such Bulk Data l
  *   manifest comes back rewritten (see {@link rewriteManifest});
  * - status `DELETE`: cancels the export upstream;
  * - file `GET`: streams the upstream's body as it comes (its Content-Encoding kept),
- *   unbuffered.
+ *   unbuffered, read in whole megabytes and cut off when one does not arrive within the source's `timeout`
+ *   (see `passOnFile` in src/upstream/answer-body.ts).
  * @see https://hl7.org/fhir/uv/bulkdata/export.html
  */
 export const bulkHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEnv>): Promise<Response> => {
@@ -50,7 +51,7 @@ export const bulkHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEnv>
   const requestId = c.get("requestId");
   const { edgeBase } = locateRequest(c, config.publicUrl, source.name);
   const isFile = claims.kind === "file";
-  const { response, attempts, secrets } = await callSource({
+  const { response, attempts, secrets, fileBody } = await callSource({
     source,
     env: c.env,
     deps,
@@ -71,11 +72,8 @@ export const bulkHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEnv>
     // The runtime hands the body over decoded and encodes it again as Content-Encoding says,
     // so the upstream's encoding reaches the client but its length no longer fits.
     const headers = answerHeaders(response.headers, source, edgeBase, secrets, requestId, response.headers.has("Content-Encoding"));
-    // The upstream's body itself, never read in JavaScript: the runtime pipes it to the client
-    // with backpressure, so a 1 GB file holds no more memory than a 1 MB one. (A JavaScript
-    // stream in between, to cut off a stalled upstream per read, measured several times the
-    // file's size in garbage awaiting collection: see docs/bulk-data.md.)
-    return new Response(method === "HEAD" ? null : response.body, { status: response.status, headers });
+    const body = method === "HEAD" ? null : await fileBody();
+    return new Response(body, { status: response.status, headers });
   }
 
   const contentType = response.headers.get("Content-Type") ?? "";

@@ -32,6 +32,8 @@ export interface SourceCallResult {
   attempts: number;
   /** Values that must never reach the client (the credential sent). */
   secrets: readonly string[];
+  /** The answer's body as a file to stream on, cut off if the upstream stalls. @see SourceClient.passOnFile */
+  fileBody(): Promise<ReadableStream<Uint8Array> | null>;
 }
 
 /**
@@ -61,7 +63,7 @@ export async function callSource(request: SourceCallRequest): Promise<SourceCall
     await response.body?.cancel();
     throw new UpstreamUnauthorizedError(source.name);
   }
-  return { response, attempts, secrets: request.credentials ? client.secrets() : [] };
+  return { response, attempts, secrets: request.credentials ? client.secrets() : [], fileBody: () => client.passOnFile(response, request.requestId) };
 }
 
 /**

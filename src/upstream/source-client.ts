@@ -2,7 +2,7 @@ import { credentialsFor, type UpstreamCredentials } from "../auth/upstream/index
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeBindings } from "../context.ts";
 import { EdgeError, InvalidRequestError } from "../errors.ts";
-import { passOnBody, readAnswerText, type AnswerContext } from "./answer-body.ts";
+import { passOnBody, passOnFile, readAnswerText, type AnswerContext } from "./answer-body.ts";
 import { defaultDeps, forward, unlessAbandoned, type ForwardDeps, type ForwardResult, type UpstreamCall } from "./forward.ts";
 import { upstreamRequestHeaders } from "./headers.ts";
 import { isRetryable } from "./retry.ts";
@@ -81,6 +81,8 @@ export interface SourceClient {
    * @see passOnBody
    */
   passOn(response: Response, requestId: string): Promise<ReadableStream<Uint8Array> | null>;
+  /** As {@link SourceClient.passOn}, for a Bulk Data file (gigabytes: read in full 1 MB pieces). @see passOnFile */
+  passOnFile(response: Response, requestId: string): Promise<ReadableStream<Uint8Array> | null>;
   /** The answer's whole text, or 502 `upstream-answer-broken`. @see readAnswerText */
   text(response: Response, requestId: string): Promise<string>;
 }
@@ -160,6 +162,7 @@ export function sourceClient(source: SourceConfig, env: EdgeBindings, deps: Forw
     },
     secrets: () => credentials().secrets(),
     passOn: (response, requestId) => passOnBody(response.body, answerContext(response, requestId)),
+    passOnFile: (response, requestId) => passOnFile(response.body, answerContext(response, requestId)),
     text: (response, requestId) => readAnswerText(response, answerContext(response, requestId)),
   };
 }

@@ -16,7 +16,7 @@
  *
  * Test knobs: `largeFile(bytes)` adds a generated `Large.ndjson` of that size to later exports (never
  * held in memory here either); `foreignFile(url)` adds a file on another host; `_type=Stall`
- * gives a file that sends one line and then nothing; `_type=Fail` gives a failed export;
+ * gives a file that sends one line (or `stallAfter(bytes)`) and then nothing; `_type=Fail` gives a failed export;
  * `failNextKickoffs(n)` answers the next kick-offs 503. Every request is recorded.
  *
  * Runs under Node 22 type stripping: only erasable TypeScript syntax.
@@ -64,6 +64,8 @@ export interface BulkServer {
   /** The text of a generated file, as the server sends it (for comparing downloads). */
   fileText(exportId: string, name: string): string;
   largeFile(bytes: number | undefined): void;
+  /** How much of `Stall.ndjson` is sent before it falls silent (default: one line). */
+  stallAfter(bytes: number): void;
   foreignFile(url: string | undefined): void;
   failNextKickoffs(n: number): void;
   close(): Promise<void>;
@@ -132,6 +134,7 @@ export async function startBulkServer(opts: BulkServerOptions): Promise<BulkServ
   const jobs = new Map<string, ExportJob>();
   const requests: BulkRequestRecord[] = [];
   let largeBytes: number | undefined;
+  let stallAfterBytes = 0;
   let foreignUrl: string | undefined;
   let failKickoffs = 0;
   let origin = "";
@@ -170,7 +173,12 @@ export async function startBulkServer(opts: BulkServerOptions): Promise<BulkServ
     }
     if (name === "Stall.ndjson" && job.types.includes("Stall")) {
       res.writeHead(200, { "Content-Type": "application/fhir+ndjson" });
-      res.write(line("Stall", 0));
+      let sent = 0;
+      for (let i = 0; i === 0 || sent < stallAfterBytes; i++) {
+        const text = line("Stall", i);
+        res.write(text);
+        sent += Buffer.byteLength(text);
+      }
       return; // and nothing more: the stream stalls until the client goes away
     }
     const text = fileText(job, name);
@@ -323,6 +331,9 @@ export async function startBulkServer(opts: BulkServerOptions): Promise<BulkServ
     },
     largeFile: (bytes) => {
       largeBytes = bytes;
+    },
+    stallAfter: (bytes) => {
+      stallAfterBytes = bytes;
     },
     foreignFile: (url) => {
       foreignUrl = url;

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { passOnBody, readAnswerText } from "../../../src/upstream/answer-body.ts";
+import { passOnBody, passOnFile, readAnswerText } from "../../../src/upstream/answer-body.ts";
 
 const AT = { requestId: "req-1", sourceName: "ehr", idleMs: 200 };
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -67,5 +67,50 @@ describe("an answer the edge reads itself is whole or a 502", () => {
   it("a broken body is 502 upstream-answer-broken", async () => {
     vi.spyOn(console, "error").mockImplementation(() => {});
     await expect(readAnswerText(new Response(body(["{"], "break")), AT)).rejects.toMatchObject({ status: 502, code: "upstream-answer-broken" });
+  });
+});
+
+describe("a Bulk Data file is read in whole megabytes, cut off when one does not fill in time", () => {
+  it("a native byte stream of 2.5 MB (not a whole number of reads) passes byte for byte, its last half megabyte included", async () => {
+    const original = new Uint8Array(2.5 * 1024 * 1024).map((_, i) => (i * 7 + (i >> 10)) & 0xff);
+    const passed = await passOnFile(new Response(original).body, AT);
+    expect(new Uint8Array(await new Response(passed).arrayBuffer())).toEqual(original);
+  });
+
+  it("a JavaScript byte stream that closes part-way through a read: its last bytes still pass", async () => {
+    const original = new Uint8Array(1.5 * 1024 * 1024).map((_, i) => i & 0xff);
+    let sent = false;
+    const stream = new ReadableStream({
+      type: "bytes",
+      pull(controller) {
+        if (sent) return controller.close();
+        sent = true;
+        controller.enqueue(original.slice());
+      },
+    });
+    const passed = await passOnFile(stream as ReadableStream<Uint8Array>, AT);
+    expect(new Uint8Array(await new Response(passed).arrayBuffer())).toEqual(original);
+  });
+
+  it("a file smaller than its read (Content-Length known) passes whole, and an empty one is no body", async () => {
+    const small = bytes('{"resourceType":"Patient"}\n');
+    expect(await new Response(await passOnFile(new Response(small).body, { ...AT, expectedBytes: small.byteLength })).text()).toBe('{"resourceType":"Patient"}\n');
+    expect(await passOnFile(new Response(new Uint8Array(0)).body, { ...AT, expectedBytes: 0 })).toBeNull();
+  });
+
+  it("a file that falls silent after its first megabyte errors the stream once the idle time has passed", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const { readable, writable } = new IdentityTransformStream();
+    const writer = writable.getWriter();
+    void writer.write(new Uint8Array(1.5 * 1024 * 1024));
+    const passed = await passOnFile(readable, AT);
+    await expect(new Response(passed).arrayBuffer()).rejects.toThrow();
+  });
+
+  it("a file that never fills its first megabyte is 502 upstream-answer-broken before any header goes out", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const { readable, writable } = new IdentityTransformStream();
+    void writable.getWriter().write(bytes("one line\n"));
+    await expect(passOnFile(readable, AT)).rejects.toMatchObject({ status: 502, code: "upstream-answer-broken" });
   });
 });
