@@ -5,20 +5,25 @@ export interface AnswerContext {
   requestId: string;
   sourceName: string;
   /**
-   * The longest wait for the next chunk, in ms (the source's `timeout`). The
-   * runtime does not always notice an upstream that closed its connection
-   * before the `Content-Length` it promised; without this the read would
-   * wait forever.
+   * The longest wait for one read, in ms (the source's `timeout`): the next
+   * chunk of an answer, the next megabyte of a Bulk Data file. The runtime
+   * does not always notice an upstream that closed its connection before the
+   * `Content-Length` it promised; without this the read would wait forever.
    */
   idleMs: number;
-  /** The answer's Content-Length, when it gave one: a small answer gets a small read buffer. */
+  /**
+   * The length of the body as the edge reads it: the answer's Content-Length
+   * when it gave one and no Content-Encoding (the runtime decodes an encoded
+   * body). A small answer gets a small read buffer, and the client gets the
+   * length too.
+   */
   expectedBytes?: number;
 }
 
 /**
- * Reads a body in as few, large chunks as the runtime has ready: a BYOB reader
- * into one reused buffer where the body is a byte stream (every fetch body
- * is), else a default reader (a body made in JavaScript). Fewer reads is what
+ * Reads a body in few, large chunks: a BYOB reader into one reused buffer
+ * where the body is a byte stream (every fetch body is), else a default
+ * reader, chunk by chunk (a body made in JavaScript). Fewer reads is what
  * makes passing a body on through JavaScript affordable.
  */
 interface ChunkReader {
@@ -29,10 +34,12 @@ interface ChunkReader {
 }
 
 /**
- * How an answer is read: the largest read, and whether a read waits until it
- * has that much (or the end). Each read costs the runtime a few KB that wait
- * for garbage collection, so a body read in many small pieces costs memory in
- * proportion to its size; few, full reads keep that small.
+ * How an answer is read: the largest read, and whether reads after the first
+ * wait until they have that much (or the end). Each read costs the runtime a
+ * few KB that wait for garbage collection, so a body read in many small
+ * pieces costs memory in proportion to its size; few, full reads keep that
+ * small. The first read always takes what is ready, so headers go out as
+ * soon as the body starts.
  */
 interface ReadShape {
   maxBytes: number;
@@ -43,8 +50,8 @@ interface ReadShape {
 const ANSWER_READS: ReadShape = { maxBytes: 256 * 1024, fill: false };
 
 /**
- * Bulk Data files, which run to gigabytes: each read waits for 1 MB (or the
- * file's end), so a 1 GB file is about a thousand reads. Measured in workerd,
+ * Bulk Data files, which run to gigabytes: each read after the first waits
+ * for 1 MB (or the file's end), so a 1 GB file is about a thousand reads. Measured in workerd,
  * reads that take what is ready were ~13,000 per GB and held ~80 MB awaiting
  * collection; full 1 MB reads hold a few MB (docs/bulk-data.md).
  */
@@ -67,12 +74,15 @@ function chunkReader(body: ReadableStream<Uint8Array>, shape: ReadShape, expecte
   const reader = byob;
   let buffer: ArrayBuffer | undefined;
   let ended = false;
+  let first = true;
   return {
     read: async () => {
       if (ended) return { done: true, value: undefined };
       const view = new Uint8Array(buffer ?? new ArrayBuffer(size));
+      const fill = shape.fill && !first;
+      first = false;
       // readAtLeast is the runtime's name for the standard read(view, { min }).
-      const next = (await (shape.fill ? reader.readAtLeast(size, view) : reader.read(view))) as ReadableStreamReadResult<Uint8Array> | { done: true; value: Uint8Array };
+      const next = (await (fill ? reader.readAtLeast(size, view) : reader.read(view))) as ReadableStreamReadResult<Uint8Array> | { done: true; value: Uint8Array };
       // The Streams spec lets a read waiting to fill its buffer end with the body's last bytes and
       // `done` together (workerd hands them over first, then done): the bytes come first either way.
       if (next.done && next.value !== undefined && next.value.byteLength > 0) {
@@ -92,13 +102,16 @@ function chunkReader(body: ReadableStream<Uint8Array>, shape: ReadShape, expecte
 /** No chunk came within the idle time. */
 class AnswerIdleError extends Error {
   override name = "AnswerIdleError";
+  constructor(ms: number) {
+    super(`no data for ${ms} ms`);
+  }
 }
 
 /** The next chunk, or a rejection when none comes within `ms` (the reader is then cancelled). */
 async function readWithin(reader: ChunkReader, ms: number): Promise<ReadableStreamReadResult<Uint8Array>> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const idle = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new AnswerIdleError(`no data for ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new AnswerIdleError(ms)), ms);
   });
   try {
     return await Promise.race([reader.read(), idle]);
@@ -137,42 +150,50 @@ export async function passOnBody(body: ReadableStream<Uint8Array> | null, at: An
 }
 
 /**
- * A Bulk Data file passed on as {@link passOnBody} passes an answer (first
- * byte before headers, the same cut-off, nothing read ahead of the client),
- * read in full 1 MB pieces: a read that has not filled 1 MB (or reached the
- * file's end) within `idleMs` cuts the download off, so the upstream must
- * keep up at least 1 MB per `timeout` (35 KB/s at the default 30 s).
+ * A Bulk Data file passed on as {@link passOnBody} passes an answer (the
+ * first chunk before headers, the same cut-off, at most one read ahead of
+ * the client), then read in full 1 MB pieces: a read that has not filled
+ * 1 MB (or reached the file's end) within `idleMs` cuts the download off, so
+ * the upstream must keep up at least 1 MB per `timeout` (35 KB/s at the
+ * default 30 s).
  * @see docs/bulk-data.md
  */
 export const passOnFile = (body: ReadableStream<Uint8Array> | null, at: AnswerContext): Promise<ReadableStream<Uint8Array> | null> => passOnBody(body, at, FILE_READS);
 
 /**
- * The rest of an answer, from `reader`, written to a native
- * IdentityTransformStream that the runtime sends on: a write completes only
- * once the client has taken the bytes, so nothing is read ahead. ONE watchdog
+ * The rest of an answer, from `reader`, written to a native stream that the
+ * runtime sends on (a FixedLengthStream when the length is known, so the
+ * client gets its Content-Length and a short body errors; else an
+ * IdentityTransformStream): a write completes only once the client has
+ * taken the bytes, so the edge is at most one read ahead. ONE watchdog
  * timer per answer (not one per chunk, nor a JavaScript stream in between,
  * each of which measured many times the CPU of the body itself) looks every
- * half `idleMs`: when a read has waited on the upstream for `idleMs`, the
- * stream is errored (the client's connection closes without the final
- * chunk), the upstream cancelled, and the log says why. Time spent waiting on
- * a slow client never counts.
+ * half `idleMs`: when a read has waited on the upstream for `idleMs` (so the
+ * cut comes between 1 and 1.5 times `idleMs`), the stream is errored (the
+ * client's connection closes without the final chunk), the upstream
+ * cancelled, and the log says why. Time spent waiting on a slow client never
+ * counts.
  */
 function pumpWatched(reader: ChunkReader, first: Uint8Array, at: AnswerContext): ReadableStream<Uint8Array> {
-  const { readable, writable } = new IdentityTransformStream();
+  const { readable, writable } = at.expectedBytes !== undefined ? new FixedLengthStream(at.expectedBytes) : new IdentityTransformStream();
   const writer = writable.getWriter();
   /** When the pending upstream read began; undefined while the client is being written to. */
   let waitingSince: number | undefined;
   let passed = 0;
   let cutOff = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  /** Errors the client's stream (no final chunk) and says why in the log. */
+  const breakMidStream = (error: unknown): Promise<void> => {
+    logBreak(at, passed, error, "mid-stream; client connection closed without the end of the answer");
+    return writer.abort(new UpstreamAnswerBrokenError(at.sourceName, error)).catch(() => {});
+  };
   const watch = (): void => {
     timer = setTimeout(() => {
       timer = undefined;
       if (waitingSince === undefined || Date.now() - waitingSince < at.idleMs) return watch();
       cutOff = true;
-      const error = new AnswerIdleError(`no data for ${at.idleMs} ms`);
-      logBreak(at, passed, error, "mid-stream; client connection closed without the end of the answer");
-      writer.abort(new UpstreamAnswerBrokenError(at.sourceName, error)).catch(() => {});
+      const error = new AnswerIdleError(at.idleMs);
+      void breakMidStream(error);
       reader.cancel(error).catch(() => {});
     }, Math.max(1, at.idleMs / 2));
   };
@@ -201,8 +222,7 @@ function pumpWatched(reader: ChunkReader, first: Uint8Array, at: AnswerContext):
           await writer.abort(error).catch(() => {});
           return;
         }
-        logBreak(at, passed, error, "mid-stream; client connection closed without the end of the answer");
-        await writer.abort(new UpstreamAnswerBrokenError(at.sourceName, error)).catch(() => {});
+        await breakMidStream(error);
         return;
       }
       if (next.done) {

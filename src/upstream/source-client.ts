@@ -138,7 +138,9 @@ export function sourceClient(source: SourceConfig, env: EdgeBindings, deps: Forw
 
   const answerContext = (response: Response, requestId: string): AnswerContext => {
     const length = response.headers.get("Content-Length");
-    return { requestId, sourceName: source.name, idleMs: source.timeoutMs, ...(length !== null && /^\d{1,15}$/.test(length) ? { expectedBytes: Number(length) } : {}) };
+    // An encoded body reaches the edge decoded: its Content-Length is not the length read.
+    const known = length !== null && /^\d{1,15}$/.test(length) && !response.headers.has("Content-Encoding");
+    return { requestId, sourceName: source.name, idleMs: source.timeoutMs, ...(known ? { expectedBytes: Number(length) } : {}) };
   };
   return {
     source,

@@ -16,7 +16,7 @@
  *
  * Test knobs: `largeFile(bytes)` adds a generated `Large.ndjson` of that size to later exports (never
  * held in memory here either); `foreignFile(url)` adds a file on another host; `_type=Stall`
- * gives a file that sends one line (or `stallAfter(bytes)`) and then nothing; `_type=Fail` gives a failed export;
+ * gives a file that sends one line (or at least `stallAfter(bytes)`; 0: headers only) and then nothing; `_type=Fail` gives a failed export;
  * `failNextKickoffs(n)` answers the next kick-offs 503. Every request is recorded.
  *
  * Runs under Node 22 type stripping: only erasable TypeScript syntax.
@@ -64,7 +64,7 @@ export interface BulkServer {
   /** The text of a generated file, as the server sends it (for comparing downloads). */
   fileText(exportId: string, name: string): string;
   largeFile(bytes: number | undefined): void;
-  /** How much of `Stall.ndjson` is sent before it falls silent (default: one line). */
+  /** How much of `Stall.ndjson` is sent before it falls silent: whole lines up to at least `bytes` (default 1: one line; 0: none). */
   stallAfter(bytes: number): void;
   foreignFile(url: string | undefined): void;
   failNextKickoffs(n: number): void;
@@ -110,9 +110,12 @@ function line(type: string, i: number): string {
   return JSON.stringify({ resourceType: type, id: `${type.toLowerCase()}-${i}`, meta: { versionId: "1" } }) + "\n";
 }
 
+/** What `Large.ndjson` repeats: 256 lines of NDJSON (the file is this block over and over, cut at its size). */
+export const LARGE_FILE_BLOCK: Buffer = Buffer.from(Array.from({ length: 256 }, (_, i) => line("Observation", i)).join(""));
+
 /** Streams `bytes` bytes of NDJSON, with backpressure: never more than one chunk in memory. */
 function streamLarge(res: ServerResponse, bytes: number): void {
-  const block = Buffer.from(Array.from({ length: 256 }, (_, i) => line("Observation", i)).join(""));
+  const block = LARGE_FILE_BLOCK;
   let left = bytes;
   const write = (): void => {
     while (left > 0) {
@@ -134,7 +137,7 @@ export async function startBulkServer(opts: BulkServerOptions): Promise<BulkServ
   const jobs = new Map<string, ExportJob>();
   const requests: BulkRequestRecord[] = [];
   let largeBytes: number | undefined;
-  let stallAfterBytes = 0;
+  let stallAfterBytes = 1;
   let foreignUrl: string | undefined;
   let failKickoffs = 0;
   let origin = "";
@@ -173,8 +176,9 @@ export async function startBulkServer(opts: BulkServerOptions): Promise<BulkServ
     }
     if (name === "Stall.ndjson" && job.types.includes("Stall")) {
       res.writeHead(200, { "Content-Type": "application/fhir+ndjson" });
+      res.flushHeaders(); // headers out even when no line follows
       let sent = 0;
-      for (let i = 0; i === 0 || sent < stallAfterBytes; i++) {
+      for (let i = 0; sent < stallAfterBytes; i++) {
         const text = line("Stall", i);
         res.write(text);
         sent += Buffer.byteLength(text);

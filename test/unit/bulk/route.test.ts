@@ -99,6 +99,8 @@ describe("a file streams through the edge without being held", () => {
       expect(received).toBe(bytes);
       // Whatever the size: at most one read (a chunk, or a megabyte and the chunk that filled it) is in the edge at a time.
       expect(ahead).toBeLessThanOrEqual(mostAhead);
+      // A byte stream is read in whole megabytes: the edge did hold one (a chunk-by-chunk read never would).
+      if (kind === "bytes") expect(ahead).toBeGreaterThanOrEqual(1 << 20);
     }, 60_000);
   }
 });
@@ -129,6 +131,12 @@ describe("edge URLs: expiry and the signing key", () => {
     expect((await app.request(fileUrl, { method: "DELETE", headers: ALICE }, ENV)).status).toBe(405);
     expect((await app.request(fileUrl, { method: "POST", headers: ALICE }, ENV)).status).toBe(405);
     expect(calls.length).toBe(before);
+    // HEAD: the file's headers, no body, one upstream HEAD.
+    const head = await app.request(fileUrl, { method: "HEAD", headers: ALICE }, ENV);
+    expect(head.status).toBe(200);
+    expect(head.headers.get("Content-Type")).toBe("application/fhir+ndjson");
+    expect(head.body).toBeNull();
+    expect(calls.slice(before)).toEqual(["HEAD https://ehr.example/bulkfiles/1/Observation.ndjson"]);
   });
 
   it("/status says which key signs the URLs: BULK_URL_SECRET, or per isolate without it", async () => {

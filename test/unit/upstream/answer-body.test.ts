@@ -98,19 +98,65 @@ describe("a Bulk Data file is read in whole megabytes, cut off when one does not
     expect(await passOnFile(new Response(new Uint8Array(0)).body, { ...AT, expectedBytes: 0 })).toBeNull();
   });
 
-  it("a file that falls silent after its first megabyte errors the stream once the idle time has passed", async () => {
-    vi.spyOn(console, "error").mockImplementation(() => {});
+  it("a file whose next megabyte does not fill within the idle time: the client has the first read's bytes, then the stream errors, and the log says how far it got", async () => {
+    const log = vi.spyOn(console, "error").mockImplementation(() => {});
     const { readable, writable } = new IdentityTransformStream();
-    const writer = writable.getWriter();
-    void writer.write(new Uint8Array(1.5 * 1024 * 1024));
+    void writable.getWriter().write(new Uint8Array(1.5 * 1024 * 1024));
+    const started = Date.now();
     const passed = await passOnFile(readable, AT);
-    await expect(new Response(passed).arrayBuffer()).rejects.toThrow();
+    const reader = passed!.getReader();
+    let received = 0;
+    const ending = await (async () => {
+      try {
+        for (;;) {
+          const next = await reader.read();
+          if (next.done) return "ended";
+          received += next.value.byteLength;
+        }
+      } catch {
+        return "errored";
+      }
+    })();
+    expect(ending).toBe("errored");
+    // The first read took the megabyte that was ready; the half after it never filled the next read.
+    expect(received).toBe(1024 * 1024);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(AT.idleMs);
+    const line = JSON.parse(log.mock.calls[0]![0] as string) as Record<string, unknown>;
+    expect(line).toMatchObject({ requestId: "req-1", source: "ehr", bytes: 1024 * 1024 });
+    expect(String(line.msg)).toContain("mid-stream");
   });
 
-  it("a file that never fills its first megabyte is 502 upstream-answer-broken before any header goes out", async () => {
+  it("a file's first chunk goes out as soon as it comes (headers never wait for a megabyte); nothing at all within the idle time is 502 before any header", async () => {
     vi.spyOn(console, "error").mockImplementation(() => {});
     const { readable, writable } = new IdentityTransformStream();
     void writable.getWriter().write(bytes("one line\n"));
-    await expect(passOnFile(readable, AT)).rejects.toMatchObject({ status: 502, code: "upstream-answer-broken" });
+    const passed = await passOnFile(readable, AT);
+    const reader = passed!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("one line\n");
+    await expect(reader.read()).rejects.toThrow();
+    const silent = new IdentityTransformStream();
+    await expect(passOnFile(silent.readable, AT)).rejects.toMatchObject({ status: 502, code: "upstream-answer-broken" });
+  });
+
+  it("a reader that hands over the last bytes together with done (as the Streams spec allows): they pass, then the end", async () => {
+    const enc = new TextEncoder();
+    const fill = (view: Uint8Array, text: string) => {
+      view.set(enc.encode(text));
+      return view.subarray(0, text.length);
+    };
+    const reader = {
+      read: async (view: Uint8Array) => ({ done: false, value: fill(view, "abc") }),
+      readAtLeast: async (_min: number, view: Uint8Array) => ({ done: true, value: fill(view, "de") }),
+      cancel: async () => {},
+    };
+    const stream = { getReader: () => reader } as unknown as ReadableStream<Uint8Array>;
+    expect(await new Response(await passOnFile(stream, AT)).text()).toBe("abcde");
+  });
+
+  it("a body shorter than its known length errors instead of ending (the client gets that length as Content-Length: test/integration/bulk-export.test.ts)", async () => {
+    expect(await new Response(await passOnFile(new Response("0123456789").body, { ...AT, expectedBytes: 10 })).text()).toBe("0123456789");
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const short = await passOnFile(new Response("01234").body, { ...AT, expectedBytes: 10 });
+    await expect(new Response(short).text()).rejects.toThrow();
   });
 });
