@@ -6,6 +6,7 @@ import type { SourceConfig } from "../config/types.ts";
 import type { EdgeBindings } from "../context.ts";
 import { UpstreamUnauthorizedError } from "../errors.ts";
 import type { ForwardDeps } from "../upstream/forward.ts";
+import type { PassedBody } from "../upstream/answer-body.ts";
 import { clientResponseHeaders } from "../upstream/headers.ts";
 import { rewriterFor } from "../upstream/rewrite-urls.ts";
 import { sourceClient } from "../upstream/source-client.ts";
@@ -33,7 +34,7 @@ export interface SourceCallResult {
   /** Values that must never reach the client (the credential sent). */
   secrets: readonly string[];
   /** The answer's body as a file to stream on, cut off if the upstream stalls. @see SourceClient.passOnFile */
-  fileBody(): Promise<ReadableStream<Uint8Array> | null>;
+  fileBody(): Promise<PassedBody>;
 }
 
 /**

@@ -123,6 +123,9 @@ async function readWithin(reader: ChunkReader, ms: number): Promise<ReadableStre
   }
 }
 
+/** A body to send on: the answer's bytes when they came whole in one read, else a stream; null when there was none. */
+export type PassedBody = ReadableStream<Uint8Array> | Uint8Array | null;
+
 /**
  * A source's answer body, made safe to pass on: the first chunk is read
  * before the edge answers, so an answer that ends early or breaks before any
@@ -132,10 +135,12 @@ async function readWithin(reader: ChunkReader, ms: number): Promise<ReadableStre
  * are out, errors the stream, so the client's connection closes without the
  * final chunk and it cannot take a truncated answer for a whole one; the log
  * says why.
- * @returns the body to send on, or null when the answer had none
+ * @returns the body to send on: its bytes when they came whole in the first
+ *   read (a small answer with its Content-Length), else a stream; null when
+ *   the answer had none
  * @throws UpstreamAnswerBrokenError when the body broke before its first byte
  */
-export async function passOnBody(body: ReadableStream<Uint8Array> | null, at: AnswerContext, shape: ReadShape = ANSWER_READS): Promise<ReadableStream<Uint8Array> | null> {
+export async function passOnBody(body: ReadableStream<Uint8Array> | null, at: AnswerContext, shape: ReadShape = ANSWER_READS): Promise<PassedBody> {
   if (body === null) return null;
   const reader = chunkReader(body, shape, at.expectedBytes);
   let first: ReadableStreamReadResult<Uint8Array>;
@@ -146,6 +151,14 @@ export async function passOnBody(body: ReadableStream<Uint8Array> | null, at: An
     throw new UpstreamAnswerBrokenError(at.sourceName, error);
   }
   if (first.done) return null;
+  if (first.value.byteLength === at.expectedBytes) {
+    // The whole answer came in the first read (the runtime delivers no more than Content-Length):
+    // the end is a read away, and the bytes go on as they are, with no stream, pump or timer.
+    const end: ReadableStreamReadResult<Uint8Array> | Error = await readWithin(reader, at.idleMs).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+    if (!(end instanceof Error) && end.done) return first.value;
+    logBreak(at, first.value.byteLength, end instanceof Error ? end : new Error("more bytes than Content-Length"), "after its Content-Length; answered 502");
+    throw new UpstreamAnswerBrokenError(at.sourceName, end);
+  }
   return pumpWatched(reader, first.value, at);
 }
 
@@ -158,7 +171,7 @@ export async function passOnBody(body: ReadableStream<Uint8Array> | null, at: An
  * default 30 s).
  * @see docs/bulk-data.md
  */
-export const passOnFile = (body: ReadableStream<Uint8Array> | null, at: AnswerContext): Promise<ReadableStream<Uint8Array> | null> => passOnBody(body, at, FILE_READS);
+export const passOnFile = (body: ReadableStream<Uint8Array> | null, at: AnswerContext): Promise<PassedBody> => passOnBody(body, at, FILE_READS);
 
 /**
  * The rest of an answer, from `reader`, written to a native stream that the

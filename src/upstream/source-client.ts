@@ -2,7 +2,7 @@ import { credentialsFor, type UpstreamCredentials } from "../auth/upstream/index
 import type { SourceConfig } from "../config/types.ts";
 import type { EdgeBindings } from "../context.ts";
 import { EdgeError, InvalidRequestError } from "../errors.ts";
-import { passOnBody, passOnFile, readAnswerText, type AnswerContext } from "./answer-body.ts";
+import { passOnBody, passOnFile, readAnswerText, type AnswerContext, type PassedBody } from "./answer-body.ts";
 import { defaultDeps, forward, unlessAbandoned, type ForwardDeps, type ForwardResult, type UpstreamCall } from "./forward.ts";
 import { upstreamRequestHeaders } from "./headers.ts";
 import { isRetryable } from "./retry.ts";
@@ -80,9 +80,9 @@ export interface SourceClient {
    * (never silently short); a body broken before its first byte throws 502.
    * @see passOnBody
    */
-  passOn(response: Response, requestId: string): Promise<ReadableStream<Uint8Array> | null>;
+  passOn(response: Response, requestId: string): Promise<PassedBody>;
   /** As {@link SourceClient.passOn}, for a Bulk Data file (gigabytes: read in full 1 MB pieces). @see passOnFile */
-  passOnFile(response: Response, requestId: string): Promise<ReadableStream<Uint8Array> | null>;
+  passOnFile(response: Response, requestId: string): Promise<PassedBody>;
   /** The answer's whole text, or 502 `upstream-answer-broken`. @see readAnswerText */
   text(response: Response, requestId: string): Promise<string>;
 }

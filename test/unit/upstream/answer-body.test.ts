@@ -33,6 +33,18 @@ describe("an answer passed on to the client is complete, or a 502, or a stream t
     expect(await readAnswerText(new Response(text), AT)).toBe(text);
   });
 
+  it("a small answer that came whole in one read, as its Content-Length said, is handed on as its bytes (no stream, pump or timer)", async () => {
+    const text = '{"resourceType":"Patient","id":"p1"}';
+    const passed = await passOnBody(new Response(text).body, { ...AT, expectedBytes: text.length });
+    expect(passed).toBeInstanceOf(Uint8Array);
+    expect(new TextDecoder().decode(passed as Uint8Array)).toBe(text);
+  });
+
+  it("an answer with more bytes than its Content-Length is 502 upstream-answer-broken, not a longer answer", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    await expect(passOnBody(body(["abc", "d"], "end"), { ...AT, expectedBytes: 3 })).rejects.toMatchObject({ status: 502, code: "upstream-answer-broken" });
+  });
+
   it("an empty answer is no body", async () => {
     expect(await passOnBody(body([], "end"), AT)).toBeNull();
   });
@@ -104,7 +116,7 @@ describe("a Bulk Data file is read in whole megabytes, cut off when one does not
     void writable.getWriter().write(new Uint8Array(1.5 * 1024 * 1024));
     const started = Date.now();
     const passed = await passOnFile(readable, AT);
-    const reader = passed!.getReader();
+    const reader = new Response(passed).body!.getReader();
     let received = 0;
     const ending = await (async () => {
       try {
@@ -131,7 +143,7 @@ describe("a Bulk Data file is read in whole megabytes, cut off when one does not
     const { readable, writable } = new IdentityTransformStream();
     void writable.getWriter().write(bytes("one line\n"));
     const passed = await passOnFile(readable, AT);
-    const reader = passed!.getReader();
+    const reader = new Response(passed).body!.getReader();
     expect(new TextDecoder().decode((await reader.read()).value)).toBe("one line\n");
     await expect(reader.read()).rejects.toThrow();
     const silent = new IdentityTransformStream();
