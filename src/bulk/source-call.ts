@@ -33,8 +33,12 @@ export interface SourceCallResult {
   attempts: number;
   /** Values that must never reach the client (the credential sent). */
   secrets: readonly string[];
+  /** The answer's body to send on, whole or erroring. @see SourceClient.passOn */
+  passOn(): Promise<PassedBody>;
   /** The answer's body as a file to stream on, cut off if the upstream stalls. @see SourceClient.passOnFile */
-  fileBody(): Promise<PassedBody>;
+  passOnFile(): Promise<PassedBody>;
+  /** The answer's whole text, or 502 `upstream-answer-broken`. @see SourceClient.text */
+  text(): Promise<string>;
 }
 
 /**
@@ -64,7 +68,14 @@ export async function callSource(request: SourceCallRequest): Promise<SourceCall
     await response.body?.cancel();
     throw new UpstreamUnauthorizedError(source.name);
   }
-  return { response, attempts, secrets: request.credentials ? client.secrets() : [], fileBody: () => client.passOnFile(response, request.requestId) };
+  return {
+    response,
+    attempts,
+    secrets: request.credentials ? client.secrets() : [],
+    passOn: () => client.passOn(response, request.requestId),
+    passOnFile: () => client.passOnFile(response, request.requestId),
+    text: () => client.text(response, request.requestId),
+  };
 }
 
 /**

@@ -53,7 +53,7 @@ const ANSWER_READS: ReadShape = { maxBytes: 256 * 1024, fill: false };
  * Bulk Data files, which run to gigabytes: each read after the first waits
  * for 1 MB (or the file's end), so a 1 GB file is about a thousand reads. Measured in workerd,
  * reads that take what is ready were ~13,000 per GB and held ~80 MB awaiting
- * collection; full 1 MB reads hold a few MB (docs/bulk-data.md).
+ * collection; full 1 MB reads hold under 10 MB (docs/bulk-data.md#memory).
  */
 const FILE_READS: ReadShape = { maxBytes: 1024 * 1024, fill: true };
 
@@ -97,6 +97,11 @@ function chunkReader(body: ReadableStream<Uint8Array>, shape: ReadShape, expecte
     },
     cancel: (reason) => reader.cancel(reason),
   };
+}
+
+/** The body's length did not match its Content-Length. */
+class AnswerLengthError extends Error {
+  override name = "AnswerLengthError";
 }
 
 /** No chunk came within the idle time. */
@@ -150,16 +155,27 @@ export async function passOnBody(body: ReadableStream<Uint8Array> | null, at: An
     logBreak(at, 0, error, "before the first byte; answered 502");
     throw new UpstreamAnswerBrokenError(at.sourceName, error);
   }
-  if (first.done) return null;
-  if (first.value.byteLength === at.expectedBytes) {
+  const expected = at.expectedBytes;
+  if (first.done) {
+    if (!expected) return null;
+    return brokenBeforeAnswer(at, reader, 0, new AnswerLengthError(`ended before any of its ${expected} bytes`));
+  }
+  if (expected !== undefined && first.value.byteLength >= expected) {
+    if (first.value.byteLength > expected) return brokenBeforeAnswer(at, reader, first.value.byteLength, new AnswerLengthError(`more bytes than its Content-Length ${expected}`));
     // The whole answer came in the first read (the runtime delivers no more than Content-Length):
     // the end is a read away, and the bytes go on as they are, with no stream, pump or timer.
     const end: ReadableStreamReadResult<Uint8Array> | Error = await readWithin(reader, at.idleMs).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
     if (!(end instanceof Error) && end.done) return first.value;
-    logBreak(at, first.value.byteLength, end instanceof Error ? end : new Error("more bytes than Content-Length"), "after its Content-Length; answered 502");
-    throw new UpstreamAnswerBrokenError(at.sourceName, end);
+    return brokenBeforeAnswer(at, reader, first.value.byteLength, end instanceof Error ? end : new AnswerLengthError(`more bytes than its Content-Length ${expected}`));
   }
   return pumpWatched(reader, first.value, at);
+}
+
+/** An answer found broken before any header went out: the upstream let go, the log says why, the client gets 502. */
+function brokenBeforeAnswer(at: AnswerContext, reader: ChunkReader, bytes: number, error: Error): never {
+  reader.cancel(error).catch(() => {});
+  logBreak(at, bytes, error, "before the edge answered; answered 502");
+  throw new UpstreamAnswerBrokenError(at.sourceName, error);
 }
 
 /**
@@ -213,6 +229,11 @@ function pumpWatched(reader: ChunkReader, first: Uint8Array, at: AnswerContext):
   const pump = async (): Promise<void> => {
     let chunk: Uint8Array = first;
     for (;;) {
+      if (at.expectedBytes !== undefined && passed + chunk.byteLength > at.expectedBytes) {
+        await breakMidStream(new AnswerLengthError(`more bytes than its Content-Length ${at.expectedBytes}`));
+        await reader.cancel().catch(() => {});
+        return;
+      }
       passed += chunk.byteLength;
       try {
         await writer.write(chunk);
@@ -239,7 +260,8 @@ function pumpWatched(reader: ChunkReader, first: Uint8Array, at: AnswerContext):
         return;
       }
       if (next.done) {
-        await writer.close().catch(() => {});
+        if (at.expectedBytes !== undefined && passed < at.expectedBytes) await breakMidStream(new AnswerLengthError(`ended after ${passed} of its ${at.expectedBytes} bytes`));
+        else await writer.close().catch(() => {});
         return;
       }
       chunk = next.value;

@@ -138,8 +138,9 @@ export function sourceClient(source: SourceConfig, env: EdgeBindings, deps: Forw
 
   const answerContext = (response: Response, requestId: string): AnswerContext => {
     const length = response.headers.get("Content-Length");
-    // An encoded body reaches the edge decoded: its Content-Length is not the length read.
-    const known = length !== null && /^\d{1,15}$/.test(length) && !response.headers.has("Content-Encoding");
+    // An encoded body reaches the edge decoded: its Content-Length is not the length read. A 204 or
+    // 304 has no body whatever its Content-Length says (a 304's is the representation's).
+    const known = length !== null && /^\d{1,15}$/.test(length) && !response.headers.has("Content-Encoding") && response.status !== 204 && response.status !== 304;
     return { requestId, sourceName: source.name, idleMs: source.timeoutMs, ...(known ? { expectedBytes: Number(length) } : {}) };
   };
   return {

@@ -326,13 +326,14 @@ describe("files: an upstream that stalls is cut off after the source's timeout",
     expect(logged).not.toContain("stall-0");
   }, 40_000);
 
-  it("1.5 MB then silence: the client gets a whole megabyte after the first chunk, never the half megabyte that did not fill a read, then the error", async () => {
+  it("1.5 MB then silence: part of the file reaches the client, never the last part that did not fill a megabyte read, then the error", async () => {
     const url = await stallFile(1.5 * 2 ** 20);
     edge.clearLogs();
     const { status, ending, received } = await downloadToEnd(url);
     expect(status).toBe(200);
     expect(ending).toBe("cut off");
-    expect(received).toBeGreaterThan(2 ** 20);
+    // How much the first read took depends on the network; every later read waited for a whole megabyte.
+    expect(received).toBeGreaterThan(0);
     expect(received).toBeLessThan(1.5 * 2 ** 20);
     expect(await logLine("upstream answer broke mid-stream")).toContain("AnswerIdleError");
   }, 40_000);
@@ -467,8 +468,8 @@ describe("memory: a large file costs the edge no more than a small one", () => {
     await peakGrowth(64 << 20);
     const small = await peakGrowth(1 << 20);
     const large = await peakGrowth(1 << 30);
-    // Measured with the edge's 1 MB reads: 1 MB +1.3 to +1.9 MB, 1 GB +5 to +8 MB (the reads' garbage until the
-    // next collection), a 4 GB file right after a 1 GB one +0.2 MB: bounded, not growing with the file.
+    // Measured here (docs/bulk-data.md#memory): 1 MB +0.3 to +1.1 MB, 1 GB +9.2 to +10.6 MB (the reads' garbage
+    // until the next collection), a 4 GB file right after a 1 GB one +0.2 MB: bounded, not growing with the file.
     // The measured growth goes in the failure message instead of the test log.
     expect(large - small, `edge RSS growth: 1 MB file ${(small / 2 ** 20).toFixed(1)} MB, 1 GB file ${(large / 2 ** 20).toFixed(1)} MB`).toBeLessThan(16 << 20);
   }, 120_000);

@@ -34,6 +34,13 @@ function breakingHandler(req: http.IncomingMessage, res: http.ServerResponse): v
     setTimeout(() => res.socket?.destroy(), 200);
     return;
   }
+  if (req.url?.endsWith("/long")) {
+    // Larger than one read of the edge, in several writes: streamed, not handed on whole.
+    res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": "300000" });
+    res.write(Buffer.alloc(100_000, 98));
+    setTimeout(() => res.end(Buffer.alloc(200_000, 99)), 50);
+    return;
+  }
   res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": "5" });
   res.end("whole");
 }
@@ -144,9 +151,15 @@ describe("an upstream answer that ends early or breaks reaches the client whole 
     expect(await until(() => edge.logs().includes("upstream answer broke mid-stream"), { timeoutMs: 5_000 })).toBe(true);
   });
 
-  it("a whole answer still streams through unchanged", async () => {
+  it("a whole answer still streams through unchanged, its Content-Length kept for the client, small or streamed", async () => {
     const res = await edge.fetch("/raw/whole", { headers: { "X-Api-Key": KEY } });
     expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Length")).toBe("5");
     expect(await res.text()).toBe("whole");
+    const long = await edge.fetch("/raw/long", { headers: { "X-Api-Key": KEY } });
+    expect(long.headers.get("Content-Length")).toBe("300000");
+    const bytes = new Uint8Array(await long.arrayBuffer());
+    expect(bytes.length).toBe(300_000);
+    expect([bytes[0], bytes[99_999], bytes[100_000], bytes[299_999]]).toEqual([98, 98, 99, 99]);
   });
 });

@@ -40,9 +40,27 @@ describe("an answer passed on to the client is complete, or a 502, or a stream t
     expect(new TextDecoder().decode(passed as Uint8Array)).toBe(text);
   });
 
-  it("an answer with more bytes than its Content-Length is 502 upstream-answer-broken, not a longer answer", async () => {
-    vi.spyOn(console, "error").mockImplementation(() => {});
+  it("an answer with more bytes than its Content-Length: 502 when the edge sees it before answering, an erroring stream (and a log line) after", async () => {
+    const log = vi.spyOn(console, "error").mockImplementation(() => {});
+    // In the first read, or right after a first read that was exactly the length.
+    await expect(passOnBody(body(["abcd"], "end"), { ...AT, expectedBytes: 3 })).rejects.toMatchObject({ status: 502, code: "upstream-answer-broken" });
     await expect(passOnBody(body(["abc", "d"], "end"), { ...AT, expectedBytes: 3 })).rejects.toMatchObject({ status: 502, code: "upstream-answer-broken" });
+    // Past the length in a later read: the headers are out, so the stream errors.
+    log.mockClear();
+    const later = await passOnBody(body(["ab", "cd"], "end"), { ...AT, expectedBytes: 3 });
+    await expect(new Response(later).text()).rejects.toThrow();
+    expect(JSON.parse(String(log.mock.calls[0]?.[0]))).toMatchObject({ error: "AnswerLengthError", bytes: 2 });
+  });
+
+  it("Content-Length 0 with an empty body is no body; a promised length with an empty body is 502", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const empty = () => {
+      const { readable, writable } = new IdentityTransformStream();
+      void writable.close();
+      return readable;
+    };
+    expect(await passOnBody(empty(), { ...AT, expectedBytes: 0 })).toBeNull();
+    await expect(passOnBody(empty(), { ...AT, expectedBytes: 5 })).rejects.toMatchObject({ status: 502, code: "upstream-answer-broken" });
   });
 
   it("an empty answer is no body", async () => {
@@ -165,10 +183,33 @@ describe("a Bulk Data file is read in whole megabytes, cut off when one does not
     expect(await new Response(await passOnFile(stream, AT)).text()).toBe("abcde");
   });
 
-  it("a body shorter than its known length errors instead of ending (the client gets that length as Content-Length: test/integration/bulk-export.test.ts)", async () => {
+  it("a body shorter than its known length errors instead of ending, and the log says how far it got (the client gets that length as Content-Length: test/integration/bulk-export.test.ts)", async () => {
     expect(await new Response(await passOnFile(new Response("0123456789").body, { ...AT, expectedBytes: 10 })).text()).toBe("0123456789");
-    vi.spyOn(console, "error").mockImplementation(() => {});
-    const short = await passOnFile(new Response("01234").body, { ...AT, expectedBytes: 10 });
+    const log = vi.spyOn(console, "error").mockImplementation(() => {});
+    const short = await passOnFile(body(["01234"], "end"), { ...AT, expectedBytes: 10 });
     await expect(new Response(short).text()).rejects.toThrow();
+    expect(JSON.parse(String(log.mock.calls[0]?.[0]))).toMatchObject({ error: "AnswerLengthError", bytes: 5 });
+  });
+
+  it("a slow client never counts against the idle time: pauses longer than it between the client's reads, and the whole file still passes", async () => {
+    const original = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 13) & 0xff);
+    const passed = await passOnFile(new Response(original).body, { ...AT, expectedBytes: original.byteLength });
+    const reader = new Response(passed).body!.getReader();
+    const received: Uint8Array[] = [];
+    let bytes = 0;
+    let pauses = 0;
+    for (;;) {
+      // A pause longer than the idle time before each megabyte the client takes.
+      if (bytes >= pauses * 1024 * 1024) {
+        pauses++;
+        await new Promise((resolve) => setTimeout(resolve, AT.idleMs + 100));
+      }
+      const next = await reader.read();
+      if (next.done) break;
+      received.push(next.value.slice());
+      bytes += next.value.byteLength;
+    }
+    expect(pauses).toBeGreaterThanOrEqual(3);
+    expect(new Uint8Array(await new Blob(received).arrayBuffer())).toEqual(original);
   });
 });
