@@ -62,34 +62,56 @@ function readBufferBytes(expectedBytes: number | undefined, maxBytes: number): n
   return expectedBytes !== undefined && Number.isSafeInteger(expectedBytes) && expectedBytes >= 0 && expectedBytes < maxBytes ? expectedBytes + 1 : maxBytes;
 }
 
+/** The body's length did not match its Content-Length. */
+class AnswerLengthError extends Error {
+  override name = "AnswerLengthError";
+}
+
+/**
+ * The reader for a body: BYOB where it can, and checked against the length
+ * the answer promised, so every caller (passed on or read whole) finds a
+ * body that runs short of its Content-Length, or past it, as an
+ * {@link AnswerLengthError} from `read()` instead of a short or long answer.
+ */
 function chunkReader(body: ReadableStream<Uint8Array>, shape: ReadShape, expectedBytes?: number): ChunkReader {
   const size = readBufferBytes(expectedBytes, shape.maxBytes);
-  let byob: ReadableStreamBYOBReader | undefined;
-  try {
-    byob = body.getReader({ mode: "byob" });
-  } catch {
-    const plain = body.getReader();
-    return { read: () => plain.read(), recycle: () => {}, cancel: (reason) => plain.cancel(reason) };
-  }
-  const reader = byob;
   let buffer: ArrayBuffer | undefined;
-  let ended = false;
   let first = true;
-  return {
-    read: async () => {
-      if (ended) return { done: true, value: undefined };
+  let rawRead: () => Promise<ReadableStreamReadResult<Uint8Array> | { done: true; value: Uint8Array }>;
+  let reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>;
+  try {
+    const byob = body.getReader({ mode: "byob" });
+    reader = byob;
+    rawRead = () => {
       const view = new Uint8Array(buffer ?? new ArrayBuffer(size));
       const fill = shape.fill && !first;
       first = false;
       // readAtLeast is the runtime's name for the standard read(view, { min }).
-      const next = (await (fill ? reader.readAtLeast(size, view) : reader.read(view))) as ReadableStreamReadResult<Uint8Array> | { done: true; value: Uint8Array };
+      return fill ? byob.readAtLeast(size, view) : byob.read(view);
+    };
+  } catch {
+    const plain = body.getReader();
+    reader = plain;
+    rawRead = () => plain.read();
+  }
+  let ended = false;
+  let total = 0;
+  return {
+    read: async () => {
+      if (ended) return { done: true, value: undefined };
+      const next = await rawRead();
       // The Streams spec lets a read waiting to fill its buffer end with the body's last bytes and
       // `done` together (workerd hands them over first, then done): the bytes come first either way.
-      if (next.done && next.value !== undefined && next.value.byteLength > 0) {
-        ended = true;
-        return { done: false, value: next.value };
+      const bytes = next.value !== undefined && next.value.byteLength > 0 ? next.value : undefined;
+      if (next.done) ended = true;
+      if (bytes === undefined) {
+        if (!next.done) return next;
+        if (expectedBytes !== undefined && total < expectedBytes) throw new AnswerLengthError(`ended after ${total} of its ${expectedBytes} bytes`);
+        return { done: true, value: undefined };
       }
-      return next.done ? { done: true, value: undefined } : next;
+      total += bytes.byteLength;
+      if (expectedBytes !== undefined && total > expectedBytes) throw new AnswerLengthError(`more bytes than its Content-Length ${expectedBytes}`);
+      return { done: false, value: bytes };
     },
     recycle: (chunk) => {
       // Keep a full-size buffer only, so a runtime handing back a smaller one cannot shrink every later read.
@@ -97,11 +119,6 @@ function chunkReader(body: ReadableStream<Uint8Array>, shape: ReadShape, expecte
     },
     cancel: (reason) => reader.cancel(reason),
   };
-}
-
-/** The body's length did not match its Content-Length. */
-class AnswerLengthError extends Error {
-  override name = "AnswerLengthError";
 }
 
 /** No chunk came within the idle time. */
@@ -148,34 +165,19 @@ export type PassedBody = ReadableStream<Uint8Array> | Uint8Array | null;
 export async function passOnBody(body: ReadableStream<Uint8Array> | null, at: AnswerContext, shape: ReadShape = ANSWER_READS): Promise<PassedBody> {
   if (body === null) return null;
   const reader = chunkReader(body, shape, at.expectedBytes);
-  let first: ReadableStreamReadResult<Uint8Array>;
   try {
-    first = await readWithin(reader, at.idleMs);
+    const first = await readWithin(reader, at.idleMs);
+    if (first.done) return null;
+    if (first.value.byteLength !== at.expectedBytes) return pumpWatched(reader, first.value, at);
+    // The whole answer came in the first read: the end is a read away (the reader throws on a byte
+    // past the length), and the bytes go on as they are, with no stream, pump or timer.
+    await readWithin(reader, at.idleMs);
+    return first.value;
   } catch (error) {
-    logBreak(at, 0, error, "before the first byte; answered 502");
+    // readWithin has let go of the upstream.
+    logBreak(at, 0, error, "before the edge answered; answered 502");
     throw new UpstreamAnswerBrokenError(at.sourceName, error);
   }
-  const expected = at.expectedBytes;
-  if (first.done) {
-    if (!expected) return null;
-    return brokenBeforeAnswer(at, reader, 0, new AnswerLengthError(`ended before any of its ${expected} bytes`));
-  }
-  if (expected !== undefined && first.value.byteLength >= expected) {
-    if (first.value.byteLength > expected) return brokenBeforeAnswer(at, reader, first.value.byteLength, new AnswerLengthError(`more bytes than its Content-Length ${expected}`));
-    // The whole answer came in the first read (the runtime delivers no more than Content-Length):
-    // the end is a read away, and the bytes go on as they are, with no stream, pump or timer.
-    const end: ReadableStreamReadResult<Uint8Array> | Error = await readWithin(reader, at.idleMs).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
-    if (!(end instanceof Error) && end.done) return first.value;
-    return brokenBeforeAnswer(at, reader, first.value.byteLength, end instanceof Error ? end : new AnswerLengthError(`more bytes than its Content-Length ${expected}`));
-  }
-  return pumpWatched(reader, first.value, at);
-}
-
-/** An answer found broken before any header went out: the upstream let go, the log says why, the client gets 502. */
-function brokenBeforeAnswer(at: AnswerContext, reader: ChunkReader, bytes: number, error: Error): never {
-  reader.cancel(error).catch(() => {});
-  logBreak(at, bytes, error, "before the edge answered; answered 502");
-  throw new UpstreamAnswerBrokenError(at.sourceName, error);
 }
 
 /**
@@ -229,11 +231,6 @@ function pumpWatched(reader: ChunkReader, first: Uint8Array, at: AnswerContext):
   const pump = async (): Promise<void> => {
     let chunk: Uint8Array = first;
     for (;;) {
-      if (at.expectedBytes !== undefined && passed + chunk.byteLength > at.expectedBytes) {
-        await breakMidStream(new AnswerLengthError(`more bytes than its Content-Length ${at.expectedBytes}`));
-        await reader.cancel().catch(() => {});
-        return;
-      }
       passed += chunk.byteLength;
       try {
         await writer.write(chunk);
@@ -257,11 +254,11 @@ function pumpWatched(reader: ChunkReader, first: Uint8Array, at: AnswerContext):
           return;
         }
         await breakMidStream(error);
+        await reader.cancel().catch(() => {});
         return;
       }
       if (next.done) {
-        if (at.expectedBytes !== undefined && passed < at.expectedBytes) await breakMidStream(new AnswerLengthError(`ended after ${passed} of its ${at.expectedBytes} bytes`));
-        else await writer.close().catch(() => {});
+        await writer.close().catch(() => {});
         return;
       }
       chunk = next.value;

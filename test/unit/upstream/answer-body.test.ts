@@ -94,6 +94,11 @@ describe("an answer the edge reads itself is whole or a 502", () => {
     expect(await readAnswerText(new Response(body(["{", "}"], "end")), AT)).toBe("{}");
   });
 
+  it("a body that ends short of its Content-Length is 502 upstream-answer-broken, never a shorter text", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    await expect(readAnswerText(new Response(body(['{"a"'], "end")), { ...AT, expectedBytes: 10 })).rejects.toMatchObject({ status: 502, code: "upstream-answer-broken" });
+  });
+
   it("a broken body is 502 upstream-answer-broken", async () => {
     vi.spyOn(console, "error").mockImplementation(() => {});
     await expect(readAnswerText(new Response(body(["{"], "break")), AT)).rejects.toMatchObject({ status: 502, code: "upstream-answer-broken" });
