@@ -51,7 +51,7 @@ export const bulkHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEnv>
   const requestId = c.get("requestId");
   const { edgeBase } = locateRequest(c, config.publicUrl, source.name);
   const isFile = claims.kind === "file";
-  const { response, attempts, secrets, passOn, passOnFile, text: readText } = await callSource({
+  const { response, attempts, secrets, client: upstream } = await callSource({
     source,
     env: c.env,
     deps,
@@ -72,15 +72,15 @@ export const bulkHandler = (deps: ForwardDeps) => async (c: Context<EdgeHonoEnv>
     // The runtime hands the body over decoded and encodes it again as Content-Encoding says,
     // so the upstream's encoding reaches the client but its length no longer fits.
     const headers = answerHeaders(response.headers, source, edgeBase, secrets, requestId, response.headers.has("Content-Encoding"));
-    const body = method === "HEAD" ? null : await passOnFile();
+    const body = method === "HEAD" ? null : await upstream.passOnFile(response, requestId);
     return new Response(body, { status: response.status, headers });
   }
 
   const contentType = response.headers.get("Content-Type") ?? "";
   if (method !== "GET" || response.status !== 200 || !contentType.includes("json")) {
-    return new Response(method === "HEAD" ? null : await passOn(), { status: response.status, headers: answerHeaders(response.headers, source, edgeBase, secrets, requestId, false) });
+    return new Response(method === "HEAD" ? null : await upstream.passOn(response, requestId), { status: response.status, headers: answerHeaders(response.headers, source, edgeBase, secrets, requestId, false) });
   }
-  const text = await readText();
+  const text = await upstream.text(response, requestId);
   let manifest: unknown;
   try {
     manifest = JSON.parse(text);

@@ -6,10 +6,9 @@ import type { SourceConfig } from "../config/types.ts";
 import type { EdgeBindings } from "../context.ts";
 import { UpstreamUnauthorizedError } from "../errors.ts";
 import type { ForwardDeps } from "../upstream/forward.ts";
-import type { PassedBody } from "../upstream/answer-body.ts";
 import { clientResponseHeaders } from "../upstream/headers.ts";
 import { rewriterFor } from "../upstream/rewrite-urls.ts";
-import { sourceClient } from "../upstream/source-client.ts";
+import { sourceClient, type SourceClient } from "../upstream/source-client.ts";
 
 export interface SourceCallRequest {
   source: SourceConfig;
@@ -33,12 +32,8 @@ export interface SourceCallResult {
   attempts: number;
   /** Values that must never reach the client (the credential sent). */
   secrets: readonly string[];
-  /** The answer's body to send on, whole or erroring. @see SourceClient.passOn */
-  passOn(): Promise<PassedBody>;
-  /** The answer's body as a file to stream on, cut off if the upstream stalls. @see SourceClient.passOnFile */
-  passOnFile(): Promise<PassedBody>;
-  /** The answer's whole text, or 502 `upstream-answer-broken`. @see SourceClient.text */
-  text(): Promise<string>;
+  /** The source's client, to read the answer's body: `passOn`, `passOnFile` (a file) or `text`. */
+  client: SourceClient;
 }
 
 /**
@@ -68,14 +63,7 @@ export async function callSource(request: SourceCallRequest): Promise<SourceCall
     await response.body?.cancel();
     throw new UpstreamUnauthorizedError(source.name);
   }
-  return {
-    response,
-    attempts,
-    secrets: request.credentials ? client.secrets() : [],
-    passOn: () => client.passOn(response, request.requestId),
-    passOnFile: () => client.passOnFile(response, request.requestId),
-    text: () => client.text(response, request.requestId),
-  };
+  return { response, attempts, secrets: request.credentials ? client.secrets() : [], client };
 }
 
 /**

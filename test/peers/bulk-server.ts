@@ -16,7 +16,7 @@
  *
  * Test knobs: `largeFile(bytes)` adds a generated `Large.ndjson` of that size to later exports (never
  * held in memory here either); `foreignFile(url)` adds a file on another host; `_type=Stall`
- * gives a file that sends one line (or at least `stallAfter(bytes)`; 0: headers only) and then nothing; `_type=Fail` gives a failed export;
+ * gives a file that sends one line (or at least `stallAfter(bytes)`) and then nothing; `_type=Fail` gives a failed export;
  * `failNextKickoffs(n)` answers the next kick-offs 503. Every request is recorded.
  *
  * Runs under Node 22 type stripping: only erasable TypeScript syntax.
@@ -64,7 +64,7 @@ export interface BulkServer {
   /** The text of a generated file, as the server sends it (for comparing downloads). */
   fileText(exportId: string, name: string): string;
   largeFile(bytes: number | undefined): void;
-  /** How much of `Stall.ndjson` is sent before it falls silent: whole lines up to at least `bytes` (default 1: one line; 0: none). */
+  /** How much of `Stall.ndjson` is sent before it falls silent: whole lines up to at least `bytes` (default: one line). */
   stallAfter(bytes: number): void;
   foreignFile(url: string | undefined): void;
   failNextKickoffs(n: number): void;
@@ -176,7 +176,6 @@ export async function startBulkServer(opts: BulkServerOptions): Promise<BulkServ
     }
     if (name === "Stall.ndjson" && job.types.includes("Stall")) {
       res.writeHead(200, { "Content-Type": "application/fhir+ndjson" });
-      res.flushHeaders(); // headers out even when no line follows
       let sent = 0;
       for (let i = 0; sent < stallAfterBytes; i++) {
         const text = line("Stall", i);
